@@ -1,0 +1,54 @@
+# Everything a fresh machine needs is installed by these targets (Python 3.11, pip, venv).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit e2e train bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# One stamp per set of extras, redone whenever pyproject.toml changes.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[feast]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,feast]'
+	touch $@ $(VENV)/.installed-demo
+
+$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train]'
+	touch $@
+
+## demo: set up and run the whole local stack (Feast, three model servers, the gateway)
+demo: $(VENV)/.installed-demo
+	$(BIN)/gateway demo
+
+## test: set up, then lint, type-check and run every test (unit, end-to-end, chaos)
+test: $(VENV)/.installed-dev lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+## unit: only the fast tests (no real processes)
+unit: $(VENV)/.installed-dev
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+## e2e: only the tests that start real processes
+e2e: $(VENV)/.installed-dev
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+## train: retrain the committed models deterministically
+train: $(VENV)/.installed-train
+	$(BIN)/python models/train.py
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis
