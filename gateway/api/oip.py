@@ -1,0 +1,109 @@
+"""Open Inference Protocol v2 REST endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+
+from opentelemetry.trace import Span
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.api.common import (
+    error_response,
+    json_response,
+    parse_json,
+    read_body,
+    state_of,
+    traced_prediction,
+)
+from gateway.errors import GatewayError
+from gateway.runtime import ModelRuntime
+from gateway.upstream.client import probe_ready
+
+# A readiness probe must answer quickly even when an upstream hangs.
+READY_PROBE_SECONDS = 0.5
+_LIVE = b'{"live":true}'
+
+
+async def server_metadata(request: Request) -> Response:
+    return json_response(state_of(request).runtime.server_metadata_body)
+
+
+async def live(request: Request) -> Response:
+    return json_response(_LIVE)
+
+
+async def server_ready(request: Request) -> Response:
+    """Ready when every model's primary upstream is ready."""
+    state = state_of(request)
+    models = list(state.runtime.models.values())
+    ready = await asyncio.gather(*(_model_ready(request, m) for m in models))
+    not_ready = [m.name for m, ok in zip(models, ready, strict=True) if not ok]
+    if not_ready:
+        return json_response({"ready": False, "not_ready": not_ready}, 503)
+    return json_response({"ready": True})
+
+
+async def model_metadata(request: Request) -> Response:
+    try:
+        model = _model(request)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response(model.metadata_body)
+
+
+async def model_ready(request: Request) -> Response:
+    try:
+        model = _model(request)
+    except GatewayError as exc:
+        return error_response(exc)
+    ready = await _model_ready(request, model)
+    return json_response({"name": model.name, "ready": ready}, 200 if ready else 503)
+
+
+async def infer(request: Request) -> Response:
+    async def handle(span: Span) -> Response:
+        state = state_of(request)
+        model = _model(request)
+        body = await read_body(request, state.runtime.config.settings.server.max_body_bytes)
+        doc = parse_json(body)
+        batch = model.checker.check(doc)
+        if span.is_recording():
+            span.set_attribute("gateway.batch_size", batch)
+        answer, provenance = await state.require_predictor().forward(model, body, span)
+        answer["model_name"] = model.name
+        if "id" in doc:
+            answer["id"] = doc["id"]
+        parameters = answer.get("parameters")
+        answer["parameters"] = {
+            **(parameters if isinstance(parameters, dict) else {}),
+            **provenance.v2_parameters(),
+        }
+        return json_response(answer, headers=provenance.headers())
+
+    return await traced_prediction(request, "v2", "POST /v2/models/{model}/infer", handle)
+
+
+def _model(request: Request) -> ModelRuntime:
+    model = state_of(request).runtime.model(request.path_params["model"])
+    model.check_version(request.path_params.get("version"))
+    return model
+
+
+async def _model_ready(request: Request, model: ModelRuntime) -> bool:
+    predictor = state_of(request).require_predictor()
+    return await probe_ready(predictor.session, model.primary, READY_PROBE_SECONDS)
+
+
+ROUTES = [
+    Route("/v2", server_metadata, methods=["GET"]),
+    Route("/v2/health/live", live, methods=["GET"]),
+    Route("/v2/health/ready", server_ready, methods=["GET"]),
+    Route("/v2/models/{model}", model_metadata, methods=["GET"]),
+    Route("/v2/models/{model}/versions/{version}", model_metadata, methods=["GET"]),
+    Route("/v2/models/{model}/ready", model_ready, methods=["GET"]),
+    Route("/v2/models/{model}/versions/{version}/ready", model_ready, methods=["GET"]),
+    Route("/v2/models/{model}/infer", infer, methods=["POST"]),
+    Route("/v2/models/{model}/versions/{version}/infer", infer, methods=["POST"]),
+]

@@ -1,0 +1,44 @@
+"""Which rung of the degradation ladder served a prediction, said the same way everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Variant = Literal["primary", "canary", "fallback", "default"]
+FeatureSource = Literal["live", "cache", "defaults", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Told on every prediction: headers, the v2 ``parameters`` and the v1 body."""
+
+    variant: Variant
+    served_by: str
+    degraded: bool
+    feature_source: FeatureSource
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-gateway-variant": self.variant,
+            "x-gateway-served-by": self.served_by,
+            "x-gateway-degraded": "true" if self.degraded else "false",
+            "x-gateway-feature-source": self.feature_source,
+        }
+
+    def v2_parameters(self) -> dict[str, Any]:
+        """For the OIP answer's ``parameters`` (values must be string, number or bool)."""
+        return {
+            "gateway_variant": self.variant,
+            "gateway_served_by": self.served_by,
+            "gateway_degraded": self.degraded,
+            "gateway_feature_source": self.feature_source,
+        }
+
+    def v1_body(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "served_by": self.served_by,
+            "degraded": self.degraded,
+            "feature_source": self.feature_source,
+        }

@@ -1,0 +1,122 @@
+"""Load ``gateway.yaml`` whole or not at all.
+
+A load returns a :class:`LoadedConfig` (the validated settings plus every model card it
+names), or raises :class:`ConfigError` listing every problem with its key path, e.g.
+``models.fraud.primary.url: must be an http:// or https:// URL with a host``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.contracts.card import CardError, ModelCard, load_card
+from gateway.settings.schema import GatewaySettings
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<root>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that was refused; ``problems`` holds every reason found."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid config {source}:\n{lines}")
+        self.source = source
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Validated settings and the cards of their models; immutable once built."""
+
+    source: Path
+    settings: GatewaySettings
+    cards: MappingProxyType[str, ModelCard]
+    model_dirs: MappingProxyType[str, Path]
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Parse, validate and resolve the config at ``path``; raise :class:`ConfigError`."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            source, [ConfigProblem("", f"cannot read: {exc.strerror or exc}")]
+        ) from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> LoadedConfig:
+    """Validate YAML ``text`` as if read from ``path`` (card paths resolve against its folder)."""
+    source = str(path)
+    raw = _parse_yaml(text, source)
+    try:
+        settings = GatewaySettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, [_problem(err) for err in exc.errors()]) from exc
+
+    problems: list[ConfigProblem] = []
+    cards: dict[str, ModelCard] = {}
+    dirs: dict[str, Path] = {}
+    for name, model in settings.models.items():
+        model_dir = (path.parent / model.card).resolve()
+        try:
+            card = load_card(model_dir)
+        except CardError as exc:
+            problems.extend(
+                ConfigProblem(
+                    f"models.{name}.card", f"{model_dir}: {where + ': ' if where else ''}{msg}"
+                )
+                for where, msg in exc.problems
+            )
+            continue
+        if card.role == "fallback":
+            problems.append(
+                ConfigProblem(
+                    f"models.{name}.card",
+                    f"{model_dir} is a fallback model card; "
+                    "a served model needs one with entity and request inputs",
+                )
+            )
+        cards[name] = card
+        dirs[name] = model_dir
+    if problems:
+        raise ConfigError(source, problems)
+    return LoadedConfig(path, settings, MappingProxyType(cards), MappingProxyType(dirs))
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {where}{problem}")]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [ConfigProblem("", "must be a mapping at the top level")])
+    return raw
+
+
+def _problem(err: Any) -> ConfigProblem:
+    path = ".".join(str(part) for part in err["loc"])
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return ConfigProblem(path, message)
