@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings.loader import LoadedConfig, load_config
+from gateway.signals import signals_end_cleanly
 
 CONFIG_ENV = "GATEWAY_CONFIG"
 DEFAULT_CONFIG = Path("config/gateway.yaml")
@@ -35,9 +36,10 @@ def serve(config: LoadedConfig, host: str, port: int, workers: int = 1) -> None:
         "timeout_graceful_shutdown": config.settings.server.graceful_shutdown_seconds,
     }
     log.info("gateway on http://%s:%d serving %s", host, port, sorted(config.settings.models))
-    if workers > 1:
-        # Each worker process builds its own app from the same file.
-        os.environ[CONFIG_ENV] = str(config.source.resolve())
-        uvicorn.run("gateway.server:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
-    else:
-        uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]
+    with signals_end_cleanly():
+        if workers > 1:
+            # Each worker process builds its own app from the same file.
+            os.environ[CONFIG_ENV] = str(config.source.resolve())
+            uvicorn.run("gateway.server:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        else:
+            uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]
