@@ -32,4 +32,6 @@ def test_a_new_subclass_inherits_its_parents_entry() -> None:
 
 
 def test_upstream_errors_name_the_upstream() -> None:
-    assert errors.UpstreamTimeout("fraud-v1", "no answer").message == "upstream 'fraud-v1': no answer"
+    assert (
+        errors.UpstreamTimeout("fraud-v1", "no answer").message == "upstream 'fraud-v1': no answer"
+    )

@@ -82,7 +82,12 @@ def test_each_broken_rule_is_named(doc: Any, message: str) -> None:
 
 def test_inputs_disagreeing_on_batch_size_are_refused() -> None:
     doc = request(2)
-    doc["inputs"][0] = {"name": "avg_amount_30d", "datatype": "FP32", "shape": [3, 1], "data": [1.0] * 3}
+    doc["inputs"][0] = {
+        "name": "avg_amount_30d",
+        "datatype": "FP32",
+        "shape": [3, 1],
+        "data": [1.0] * 3,
+    }
     with pytest.raises(InvalidInput, match="batch size 2 differs from the first input's 3"):
         CHECKER.check(doc)
 

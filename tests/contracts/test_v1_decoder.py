@@ -22,7 +22,12 @@ def test_instances_become_tensors_in_card_order_with_converted_values() -> None:
     inputs, batch = DECODER.decode({"instances": [INSTANCE, INSTANCE | {"is_foreign": False}]})
     assert batch == 2
     assert [i["name"] for i in inputs] == [i.name for i in CARD.inputs]
-    assert inputs[0] == {"name": "avg_amount_30d", "datatype": "FP32", "shape": [2, 1], "data": [80.0, 80.0]}
+    assert inputs[0] == {
+        "name": "avg_amount_30d",
+        "datatype": "FP32",
+        "shape": [2, 1],
+        "data": [80.0, 80.0],
+    }
     assert inputs[2]["data"] == ["travel", "travel"]
     assert inputs[3]["data"] == [1.0, 0.0]
     assert all(isinstance(v, float) for v in inputs[1]["data"])
@@ -61,7 +66,9 @@ READER = ScoreReader.compile(CARD)
 
 
 def answer(data: list[Any], shape: list[int]) -> dict[str, Any]:
-    return {"outputs": [{"name": "probabilities", "datatype": "FP32", "shape": shape, "data": data}]}
+    return {
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": shape, "data": data}]
+    }
 
 
 def test_scores_come_from_the_cards_column_and_threshold() -> None:
