@@ -52,6 +52,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(workdir=Path(args.workdir), host=args.host)
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    from gateway.rollout.commands import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -98,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(model_server)
     model_server.set_defaults(run=_model_server)
+
+    rollout = commands.add_parser(
+        "rollout",
+        help="canary rollout: status, set-weight, promote, rollback",
+        description="Edit a model's canary in the routing YAML in place (comments kept), "
+        "validated and written atomically; every change is appended to the audit log.",
+    )
+    from gateway.rollout.commands import add_arguments as add_rollout_arguments
+
+    add_rollout_arguments(rollout)
+    rollout.set_defaults(run=_rollout)
 
     check = commands.add_parser(
         "check-config",

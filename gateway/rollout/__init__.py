@@ -1,0 +1,1 @@
+"""Canary rollout commands that edit the routing YAML in place."""

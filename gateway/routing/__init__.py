@@ -1,0 +1,1 @@
+"""Traffic routing: which variant of a model serves a request."""
