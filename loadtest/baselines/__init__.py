@@ -1,0 +1,1 @@
+"""Baselines the benchmark compares the gateway with."""
