@@ -1,11 +1,12 @@
-"""``python -m loadtest bench`` (and, as they land, ``run SCENARIO``)."""
+"""``python -m loadtest bench`` and ``python -m loadtest run SCENARIO``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from loadtest import bench
+from loadtest import bench, runner
 
 
 def main() -> int:
@@ -17,10 +18,25 @@ def main() -> int:
         "bench", help="the gateway against its baselines, as ratios", description=bench.__doc__
     )
     bench.add_arguments(bench_parser)
+    run_parser = commands.add_parser(
+        "run", help="run a scenario: load phases, faults, expectations", description=runner.__doc__
+    )
+    run_parser.add_argument(
+        "scenario", type=Path, help="a YAML file, e.g. loadtest/scenarios/steady.yaml"
+    )
+    run_parser.add_argument(
+        "--out", type=Path, help="report folder (default: loadtest/results/NAME)"
+    )
+    run_parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every duration (0.5: a half-length smoke run)",
+    )
     args = parser.parse_args()
     if args.command == "bench":
         return bench.main(args)
-    return 2
+    return runner.main(args.scenario, args.out, args.scale)
 
 
 if __name__ == "__main__":

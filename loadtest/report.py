@@ -1,0 +1,191 @@
+"""A scenario's verdicts and report: JSON with every figure, a Markdown table, PNG timelines."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtest.generator import Record
+from loadtest.scenario import Fault, Scenario
+from loadtest.stats import auc, summary
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    text: str
+
+
+def _field(record: Record, name: str) -> str | None:
+    value: str | None = getattr(record, name)
+    return value
+
+
+def in_phase(
+    scenario: Scenario, records: list[Record], phase: str, skip: float = 0.0
+) -> list[Record]:
+    start = scenario.phase_start(phase) + skip
+    return [r for r in records if scenario.phase_at(r.intended) == phase and r.intended >= start]
+
+
+def evaluate(scenario: Scenario, records: list[Record]) -> list[Verdict]:
+    verdicts = []
+    expect = scenario.expect
+    if expect.max_errors is not None:
+        errors = sum(1 for r in records if r.status != 200)
+        verdicts.append(Verdict(errors <= expect.max_errors,
+                                f"client-visible errors: {errors} (at most {expect.max_errors})"))  # fmt: skip
+    for share in expect.shares:
+        chosen = in_phase(scenario, records, share.phase, share.skip_seconds)
+        hits = sum(1 for r in chosen if _field(r, share.field) == share.value)
+        value = hits / len(chosen) if chosen else 0.0
+        ok = (
+            bool(chosen)
+            and (share.min is None or value >= share.min)
+            and (share.max is None or value <= share.max)
+        )
+        bounds = " ".join(b for b in (f">= {share.min}" if share.min is not None else "",
+                                      f"<= {share.max}" if share.max is not None else "") if b)  # fmt: skip
+        verdicts.append(
+            Verdict(
+                ok, f"{share.phase}: share of {share.field}={share.value} is {value:.3f} ({bounds})"
+            )
+        )
+    for recovery in expect.recovery:
+        back = [
+            r.intended
+            for r in records
+            if r.intended >= recovery.after and _field(r, recovery.field) == recovery.value
+        ]
+        took = (min(back) - recovery.after) if back else math.inf
+        verdicts.append(Verdict(took <= recovery.within_seconds,
+                                f"{recovery.field}={recovery.value} back {took:.2f} s after t={recovery.after:g} "
+                                f"(within {recovery.within_seconds:g} s)"))  # fmt: skip
+    for bound in expect.latency:
+        ok_latencies = [
+            r.latency * 1000 for r in in_phase(scenario, records, bound.phase) if r.status == 200
+        ]
+        p99 = summary(ok_latencies).get("p99", math.inf)
+        verdicts.append(
+            Verdict(
+                p99 <= bound.p99_ms,
+                f"{bound.phase}: p99 {p99:.2f} ms (at most {bound.p99_ms:g} ms)",
+            )
+        )
+    return verdicts
+
+
+def phase_figures(scenario: Scenario, records: list[Record]) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for phase in scenario.load.phases:
+        chosen = in_phase(scenario, records, phase.name)
+        ok = [r for r in chosen if r.status == 200]
+        scored = [r for r in ok if r.score is not None]
+        figures[phase.name] = {
+            "requests": len(chosen),
+            "errors": len(chosen) - len(ok),
+            "latency_ms": {
+                k: round(v * 1000, 3) for k, v in summary([r.latency for r in ok]).items()
+            },
+            "served_by": dict(Counter(r.served_by for r in ok)),
+            "variant": dict(Counter(r.variant for r in ok)),
+            "feature_source": dict(Counter(r.feature_source for r in ok)),
+            "auc_of_received_scores": auc(
+                [r.label for r in scored], [r.score or 0.0 for r in scored]
+            ),
+        }
+    return figures
+
+
+def timeline(records: list[Record]) -> list[dict[str, Any]]:
+    """Per second: answers, errors, p50/p99 and the served-by and feature-source mix."""
+    seconds: dict[int, list[Record]] = {}
+    for record in records:
+        seconds.setdefault(int(record.intended), []).append(record)
+    rows = []
+    for second in sorted(seconds):
+        chosen = seconds[second]
+        ok = [r for r in chosen if r.status == 200]
+        lat = summary([r.latency * 1000 for r in ok], (50, 99))
+        rows.append({
+            "second": second, "requests": len(chosen), "errors": len(chosen) - len(ok),
+            "p50_ms": lat.get("p50"), "p99_ms": lat.get("p99"),
+            "statuses": dict(Counter(str(r.status) for r in chosen)),
+            "served_by": dict(Counter(r.served_by for r in ok)),
+            "feature_source": dict(Counter(r.feature_source for r in ok)),
+        })  # fmt: skip
+    return rows
+
+
+def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[float, Fault]],
+                 verdicts: list[Verdict], out: Path) -> None:  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "passed": all(v.ok for v in verdicts),
+        "verdicts": [asdict(v) for v in verdicts],
+        "faults": [{"at": round(t, 3), **f.model_dump(exclude_defaults=True)} for t, f in faults],
+        "phases": phase_figures(scenario, records),
+        "timeline": timeline(records),
+    }
+    (out / "report.json").write_text(json.dumps(doc, indent=2))
+    (out / "report.md").write_text(markdown(doc))
+    plot(doc, out)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    lines = [f"# Scenario {doc['scenario']}: {'passed' if doc['passed'] else 'FAILED'}", "", doc["description"], "",
+             "| phase | requests | errors | p50 ms | p99 ms | served by | feature source | AUC |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, f in doc["phases"].items():
+        auc_value = f["auc_of_received_scores"]
+        lines.append(f"| {name} | {f['requests']} | {f['errors']} | {f['latency_ms'].get('p50', '')} | "
+                     f"{f['latency_ms'].get('p99', '')} | {_mix(f['served_by'])} | {_mix(f['feature_source'])} | "
+                     f"{'' if auc_value is None else round(auc_value, 4)} |")  # fmt: skip
+    lines += ["", "Faults: " + (", ".join(f"{f['action']} {f.get('target', f.get('model', ''))} at {f['at']} s" for f in doc["faults"]) or "none"), ""]  # fmt: skip
+    lines += [("- PASS " if v["ok"] else "- FAIL ") + v["text"] for v in doc["verdicts"]]
+    return "\n".join(lines) + "\n"
+
+
+def _mix(counts: dict[str | None, int]) -> str:
+    total = sum(counts.values()) or 1
+    return ", ".join(
+        f"{k}: {v / total:.0%}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+    )
+
+
+def plot(doc: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = doc["timeline"]
+    seconds = [r["second"] for r in rows]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    axes[0].plot(seconds, [r["requests"] - r["errors"] for r in rows], label="ok/s")
+    axes[0].plot(seconds, [r["errors"] for r in rows], label="errors/s", color="red")
+    axes[0].set_ylabel("answers per second")
+    axes[1].plot(seconds, [r["p50_ms"] for r in rows], label="p50")
+    axes[1].plot(seconds, [r["p99_ms"] for r in rows], label="p99")
+    axes[1].set_ylabel("latency (ms)")
+    axes[1].set_yscale("log")
+    rungs = sorted({k for r in rows for k in r["served_by"] if k})
+    axes[2].stackplot(
+        seconds, *[[r["served_by"].get(k, 0) for r in rows] for k in rungs], labels=rungs
+    )
+    axes[2].set_ylabel("served by (per s)")
+    axes[2].set_xlabel("seconds")
+    for axis in axes:
+        for fault in doc["faults"]:
+            axis.axvline(fault["at"], color="black", linestyle="--", linewidth=0.8)
+        axis.legend(loc="upper right", fontsize="small")
+    fig.suptitle(f"{doc['scenario']} (dashed: faults)")
+    fig.tight_layout()
+    fig.savefig(out / "timeline.png", dpi=80)
+    plt.close(fig)

@@ -1,0 +1,196 @@
+"""Runs a scenario against real processes and checks its expectations.
+
+    python -m loadtest run loadtest/scenarios/primary-kill.yaml [--out DIR] [--scale 0.5]
+
+Starts the scenario's stack (Feast over the bundled repo when asked, model servers, the
+gateway with the scenario's config), sends the open-loop load phase by phase while the
+faults fire on their schedule, stops everything, writes the report, and exits non-zero
+when an expectation fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from gateway.contracts.card import load_card
+from loadtest import generator
+from loadtest.generator import Record
+from loadtest.payloads import Payload, load_rows, v1_payloads, v2_payloads
+from loadtest.processes import ROOT, Proc, free_port, gateway_command
+from loadtest.scenario import Fault, Scenario
+
+MODELS = ROOT / "models"
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    procs: dict[str, Proc] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    gateway_config: Path | None = None
+    gateway_url: str = ""
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            proc.signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            proc.stop()
+
+
+def start_stack(scenario: Scenario, workdir: Path) -> Stack:
+    stack = Stack(workdir)
+    logs = workdir / "logs"
+    try:
+        feast_url = ""
+        if scenario.stack.feast:
+            from gateway.demo.feature_repo import feast_serve_command, prepare_feature_repo
+
+            repo = prepare_feature_repo(workdir / "feature_repo")
+            port = free_port()
+            feast_url = f"http://127.0.0.1:{port}"
+            runtime = workdir / "run"
+            runtime.mkdir(exist_ok=True)
+            stack.procs["feast"] = Proc("feast", feast_serve_command(repo, "127.0.0.1", port),
+                                        f"{feast_url}/health", logs / "feast.log",
+                                        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}).start(90)  # fmt: skip
+            stack.urls["feast"] = feast_url
+        for name, spec in scenario.stack.model_servers.items():
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            command = gateway_command("model-server", str(MODELS / spec.model), "--port", str(port),
+                                      "--fault-mode", spec.fault_mode, "--fault-delay-ms", str(spec.fault_delay_ms),
+                                      "--fault-rate", str(spec.fault_rate))  # fmt: skip
+            stack.procs[name] = Proc(
+                name, command, f"{url}/v2/health/ready", logs / f"{name}.log"
+            ).start()
+            stack.urls[name] = url
+        config = scenario.stack.gateway.replace("{models}", str(MODELS)).replace(
+            "{feast_url}", feast_url
+        )
+        for name, url in stack.urls.items():
+            config = config.replace(f"{{url:{name}}}", url)
+        stack.gateway_config = workdir / "gateway.yaml"
+        stack.gateway_config.write_text(config)
+        port = free_port()
+        stack.gateway_url = f"http://127.0.0.1:{port}"
+        stack.procs["gateway"] = Proc("gateway", gateway_command("--log-level", "WARNING", "serve", "--config",
+                                      str(stack.gateway_config), "--port", str(port)),
+                                      f"{stack.gateway_url}/v2/health/live", logs / "gateway.log").start()  # fmt: skip
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def apply_fault(stack: Stack, fault: Fault) -> None:
+    proc = stack.procs.get(fault.target or "")
+    if fault.action == "kill" and proc:
+        proc.signal(signal.SIGKILL)
+        if proc.process:
+            proc.process.wait()
+    elif fault.action == "stop" and proc:
+        proc.signal(signal.SIGSTOP)
+    elif fault.action == "cont" and proc:
+        proc.signal(signal.SIGCONT)
+    elif fault.action == "restart" and proc:
+        proc.signal(signal.SIGKILL)
+        if proc.process:
+            proc.process.wait()
+        proc.start(90)
+    elif fault.action == "fault":
+        body = orjson.dumps({"mode": fault.mode, "delay_ms": fault.delay_ms, "rate": fault.rate})
+        request = urllib.request.Request(f"{stack.urls[fault.target or '']}/_debug/fault", data=body,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    elif fault.action == "set-weight":
+        subprocess.run(gateway_command("rollout", "--config", str(stack.gateway_config), "set-weight",
+                                       str(fault.model), str(fault.percent)), check=True, capture_output=True)  # fmt: skip
+    else:
+        raise ValueError(f"cannot apply {fault.action} to {fault.target!r}")
+
+
+def payloads_for(scenario: Scenario) -> list[Payload]:
+    rows = load_rows(limit=2000)
+    if scenario.load.api == "v2":
+        return v2_payloads(rows, load_card(MODELS / "fraud-v1"))
+    return v1_payloads(rows, with_features=scenario.load.with_features)
+
+
+@dataclass
+class Run:
+    records: list[Record]
+    faults: list[tuple[float, Fault]]  # when each fault actually fired
+
+
+async def drive(scenario: Scenario, stack: Stack) -> Run:
+    payloads = payloads_for(scenario)
+    fired: list[tuple[float, Fault]] = []
+    start = time.perf_counter()
+
+    async def fire(fault: Fault) -> None:
+        await asyncio.sleep(max(0.0, fault.at - (time.perf_counter() - start)))
+        fired.append((time.perf_counter() - start, fault))
+        await asyncio.to_thread(apply_fault, stack, fault)
+
+    fault_tasks = [asyncio.create_task(fire(f)) for f in scenario.faults]
+    records: list[Record] = []
+    offset = 0.0
+    for phase in scenario.load.phases:
+        records += await generator.run(
+            stack.gateway_url, payloads, phase.rate, phase.seconds, offset=offset
+        )
+        offset += phase.seconds
+    await asyncio.gather(*fault_tasks)
+    return Run(records, fired)
+
+
+def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
+    from loadtest.report import evaluate, write_report
+    from loadtest.scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as exc:
+        print(f"loadtest run: {exc}", file=sys.stderr)
+        return 2
+    if scale != 1.0:
+        scenario = scaled(scenario, scale)
+    workdir = Path(tempfile.mkdtemp(prefix=f"scenario-{scenario.name}-"))
+    out = out or ROOT / "loadtest" / "results" / scenario.name
+    stack = start_stack(scenario, workdir)
+    try:
+        run = asyncio.run(drive(scenario, stack))
+    finally:
+        stack.stop()
+    verdicts = evaluate(scenario, run.records)
+    write_report(scenario, run.records, run.faults, verdicts, out)
+    failed = [v for v in verdicts if not v.ok]
+    for verdict in verdicts:
+        print(("PASS " if verdict.ok else "FAIL ") + verdict.text)
+    print(f"report: {out}")
+    return 1 if failed else 0
+
+
+def scaled(scenario: Scenario, factor: float) -> Scenario:
+    """The same scenario with every duration (phases, fault times, windows) times ``factor``."""
+    phases = tuple(
+        p.model_copy(update={"seconds": p.seconds * factor}) for p in scenario.load.phases
+    )
+    faults = tuple(f.model_copy(update={"at": f.at * factor}) for f in scenario.faults)
+    expect = scenario.expect.model_copy(update={
+        "shares": tuple(s.model_copy(update={"skip_seconds": s.skip_seconds * factor}) for s in scenario.expect.shares),
+        "recovery": tuple(r.model_copy(update={"after": r.after * factor}) for r in scenario.expect.recovery),
+    })  # fmt: skip
+    return scenario.model_copy(update={"load": scenario.load.model_copy(update={"phases": phases}),
+                                       "faults": faults, "expect": expect})  # fmt: skip
