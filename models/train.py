@@ -65,6 +65,8 @@ OUTPUTS = [
         "datatype": "FP32",
         "shape": [-1, 2],
         "meaning": "class probabilities [P(legit), P(fraud)]; rows sum to 1",
+        "probabilities": True,
+        "rows_sum_to_one": True,
     },
 ]
 SCORE = {

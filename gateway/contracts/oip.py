@@ -1,148 +1,301 @@
-"""Structural checks of OIP v2 infer requests against a model card.
+"""OIP v2 infer request checks, compiled from a model card (and its configured contract).
 
-These run before anything is forwarded: a request that fails them never reaches a model
-server. Messages name the input, the rule and what is allowed, e.g.
-``inputs[1] 'amount': datatype 'FP64' does not match the model's 'FP32'``.
+Everything here is decided before a request is forwarded: a request that fails never
+reaches a model server. Messages name the input, the row, the rule and what is allowed,
+e.g. ``inputs[1] 'amount'.datatype: 'FP64' does not match the model's 'FP32' (rule:
+datatype_mismatch)``; every problem found is reported in one :class:`ContractViolation`.
+
+Structure rules: ``body``, ``inputs``, ``tensor``, ``name``, ``unknown_input``,
+``duplicate_input``, ``missing_input``, ``datatype``, ``datatype_mismatch``, ``shape``,
+``element_count``, ``ragged``, ``batch_mismatch``, ``max_batch_size``, ``outputs``,
+``unknown_output``, ``id``, ``parameters``, ``json_depth``; the element and value rules
+are :mod:`gateway.contracts.values`'.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from math import prod
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from gateway.contracts.card import CardInput, ModelCard
-from gateway.errors import InvalidInput
+from gateway.contracts.card import ModelCard
+from gateway.contracts.problems import ContractViolation, shown, violation
+from gateway.contracts.values import ValueRule, compile_rule, default_contract, too_deep
+
+if TYPE_CHECKING:
+    from gateway.settings.schema import ContractSettings
 
 DATATYPES = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
      "FP16", "FP32", "FP64", "BYTES"}
 )  # fmt: skip
 
+#: Request datatype -> model datatypes it converts to exactly (``datatype_conversion: safe``).
+SAFE_CONVERSIONS: Final[dict[str, frozenset[str]]] = {
+    "INT8": frozenset({"INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}),
+    "INT16": frozenset({"INT32", "INT64", "FP32", "FP64"}),
+    "INT32": frozenset({"INT64", "FP64"}),
+    "UINT8": frozenset({"UINT16", "UINT32", "UINT64", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}),
+    "UINT16": frozenset({"UINT32", "UINT64", "INT32", "INT64", "FP32", "FP64"}),
+    "UINT32": frozenset({"UINT64", "INT64", "FP64"}),
+    "FP16": frozenset({"FP32", "FP64"}),
+    "FP32": frozenset({"FP64"}),
+}  # fmt: skip
+_REQUEST_KEYS: Final = frozenset({"id", "parameters", "inputs", "outputs"})
+_TENSOR_KEYS: Final = frozenset({"name", "shape", "datatype", "parameters", "data"})
+_SCALARS: Final = frozenset({str, int, float, bool})
+_LIST: Final = {list}
+_INT: Final = {int}
+_PLAIN_TENSOR_KEYS: Final = _TENSOR_KEYS - {"parameters"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    values: ValueRule
+    accepts: frozenset[str]  # request datatypes relabelled to ``datatype`` (safe conversion)
+    fixed: tuple[tuple[int, int], ...]  # (dimension, size) of every dimension that is not -1
+
 
 @dataclass(frozen=True, slots=True)
 class InferChecker:
     """The checks for one model, compiled from its card once per config load."""
 
-    inputs: dict[str, CardInput]
+    inputs: dict[str, _Input]
     outputs: frozenset[str]
     max_batch: int
+    max_depth: int = 32
+    max_string_length: int = 256
+    # The request's parameters may name one entity per row under this key as a list of
+    # strings (feature enrichment, gateway/features/oip_entities.py).
+    entity_key: str | None = None
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The model's input names: the bounded ``field`` labels of its rejections."""
+        return frozenset(self.inputs)
 
     @classmethod
-    def compile(cls, card: ModelCard, max_batch: int) -> InferChecker:
+    def compile(
+        cls,
+        card: ModelCard,
+        max_batch: int,
+        contract: ContractSettings | None = None,
+        max_json_depth: int = 32,
+    ) -> InferChecker:
+        contract = contract or default_contract()
+        inputs = {}
+        for spec in card.inputs:
+            configured = contract.ranges.get(spec.name)
+            accepts = frozenset(
+                source
+                for source, targets in SAFE_CONVERSIONS.items()
+                if contract.datatype_conversion == "safe" and spec.datatype in targets
+            )
+            inputs[spec.name] = _Input(
+                spec.name,
+                spec.datatype,
+                spec.shape,
+                compile_rule(
+                    spec,
+                    margin=contract.range_margin,
+                    bounds=(configured.min, configured.max) if configured else None,
+                    categories=contract.categories.get(spec.name),
+                    allow_nan=contract.allow_nan,
+                    nullable=spec.name in contract.nullable,
+                    max_string_length=contract.max_string_length,
+                ),
+                accepts,
+                tuple((i, n) for i, n in enumerate(spec.shape) if n != -1),
+            )
         return cls(
-            inputs={i.name: i for i in card.inputs},
+            inputs=inputs,
             outputs=frozenset(o.name for o in card.outputs),
             max_batch=max_batch,
+            max_depth=max_json_depth,
+            max_string_length=contract.max_string_length,
+            entity_key=card.entity_key,
         )
 
     def check(self, doc: Any) -> int:
-        """Raise :class:`InvalidInput` unless ``doc`` is a valid request; return its batch size."""
+        """Raise :class:`ContractViolation` unless ``doc`` is a valid request; return its batch."""
+        return self.check_converting(doc)[0]
+
+    def check_converting(self, doc: Any) -> tuple[int, bool]:
+        """As :meth:`check`; also relabel safely convertible datatypes to the model's, in
+        place, and say whether it did (the body must then be re-serialized)."""
         if not isinstance(doc, dict):
-            raise InvalidInput("body: must be a JSON object with an 'inputs' list")
+            raise ContractViolation([violation("body", "body", "body",
+                                               "must be a JSON object with an 'inputs' list")])  # fmt: skip
         inputs = doc.get("inputs")
         if not isinstance(inputs, list) or not inputs:
-            raise InvalidInput("inputs: required, a non-empty list of tensors")
+            raise ContractViolation([violation("inputs", "inputs", "inputs",
+                                               "required, a non-empty list of tensors")])  # fmt: skip
         problems: list[str] = []
         seen: set[str] = set()
         batch: int | None = None
+        converted = False
         for index, tensor in enumerate(inputs):
             rows = self._check_tensor(index, tensor, seen, problems)
-            if rows is not None:
-                if batch is not None and rows != batch:
-                    problems.append(
-                        f"inputs[{index}]: batch size {rows} differs from the first input's {batch}"
-                    )
-                batch = rows if batch is None else batch
+            if rows is None:
+                continue
+            if rows < 0:
+                converted, rows = True, -rows - 1
+            if batch is not None and rows != batch:
+                problems.append(violation(f"inputs[{index}]", tensor["name"], "batch_mismatch",
+                                          f"batch size {rows} differs from the first input's {batch}"))  # fmt: skip
+            batch = rows if batch is None else batch
         missing = [name for name in self.inputs if name not in seen]
-        if missing:
-            problems.append(f"inputs: missing {missing}; the model needs {list(self.inputs)}")
-        problems.extend(self._check_outputs(doc.get("outputs")))
+        for name in missing:
+            problems.append(violation("inputs", name, "missing_input",
+                                      f"missing [{name!r}]; the model needs {list(self.inputs)}"))  # fmt: skip
+        self._check_envelope(doc, problems)
         if problems:
-            raise InvalidInput("; ".join(problems))
+            raise ContractViolation(problems)
         assert batch is not None  # at least one input passed, or problems were raised
         if batch > self.max_batch:
-            raise InvalidInput(f"inputs: batch size {batch} exceeds the maximum {self.max_batch}")
-        return batch
+            raise ContractViolation([violation("inputs", "inputs", "max_batch_size",
+                                               f"batch size {batch} exceeds the maximum {self.max_batch}")])  # fmt: skip
+        return batch, converted
 
     def _check_tensor(
         self, index: int, tensor: Any, seen: set[str], problems: list[str]
     ) -> int | None:
+        """The tensor's batch size (``-rows - 1`` when its datatype was relabelled), or None."""
         where = f"inputs[{index}]"
         if not isinstance(tensor, dict):
-            problems.append(f"{where}: must be an object with name, shape, datatype and data")
+            problems.append(violation(where, "inputs", "tensor",
+                                      "must be an object with name, shape, datatype and data"))  # fmt: skip
             return None
         name = tensor.get("name")
         if not isinstance(name, str):
-            problems.append(f"{where}.name: required, a string")
+            problems.append(violation(f"{where}.name", "inputs", "name", "required, a string"))
             return None
-        where = f"{where} {name!r}"
         expected = self.inputs.get(name)
+        where = f"{where} {name[:64]!r}"
         if expected is None:
-            problems.append(f"{where}: unknown input; the model's inputs are {list(self.inputs)}")
+            problems.append(violation(where, "inputs", "unknown_input",
+                                      f"unknown input; the model's inputs are {list(self.inputs)}"))  # fmt: skip
             return None
         if name in seen:
-            problems.append(f"{where}: given more than once")
+            problems.append(violation(where, name, "duplicate_input", "given more than once"))
             return None
         seen.add(name)
         datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
-        if datatype not in DATATYPES:
-            problems.append(f"{where}.datatype: {datatype!r} is not an OIP datatype")
+        if type(datatype) is not str or datatype not in DATATYPES:
+            problems.append(violation(f"{where}.datatype", name, "datatype",
+                                      f"{shown(datatype)} is not an OIP datatype; allowed: {sorted(DATATYPES)}"))  # fmt: skip
             return None
-        if datatype != expected.datatype:
-            problems.append(
-                f"{where}.datatype: {datatype!r} does not match the model's {expected.datatype!r}"
-            )
+        relabel = datatype != expected.datatype
+        if relabel and datatype not in expected.accepts:
+            allowed = [expected.datatype, *sorted(expected.accepts)]
+            problems.append(violation(f"{where}.datatype", name, "datatype_mismatch",
+                                      f"{datatype!r} does not match the model's {expected.datatype!r}; allowed: {allowed}"))  # fmt: skip
             return None
-        if (
-            not isinstance(shape, list)
-            or not shape
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        ):
-            problems.append(f"{where}.shape: must be a non-empty list of non-negative integers")
+        if type(shape) is not list or not shape or set(map(type, shape)) != _INT or min(shape) < 0:
+            problems.append(violation(f"{where}.shape", name, "shape",
+                                      "must be a non-empty list of non-negative integers"))  # fmt: skip
             return None
-        if len(shape) != len(expected.shape) or any(
-            want not in (-1, got) for want, got in zip(expected.shape, shape, strict=True)
-        ):
-            problems.append(
-                f"{where}.shape: {shape} does not fit the model's {list(expected.shape)} (-1: any size)"
-            )
+        if len(shape) != len(expected.shape) or any(shape[i] != n for i, n in expected.fixed):
+            problems.append(violation(f"{where}.shape", name, "shape",
+                                      f"{shape} does not fit the model's {list(expected.shape)} (-1: any size)"))  # fmt: skip
             return None
         if not isinstance(data, list):
-            problems.append(f"{where}.data: required, a list")
+            problems.append(violation(f"{where}.data", name, "tensor", "required, a list"))
             return None
-        count = _count_elements(data)
-        if count < 0:
-            problems.append(f"{where}.data: nested lists are not rectangular")
+        if data and type(data[0]) is list:
+            data = _flatten(data, len(shape))
+            if data is None:
+                problems.append(violation(f"{where}.data", name, "ragged",
+                                          f"nested lists are not rectangular for shape {shape}"))  # fmt: skip
+                return None
+        if len(data) != prod(shape):
+            problems.append(violation(f"{where}.data", name, "element_count",
+                                      f"holds {len(data)} elements, shape {shape} needs {prod(shape)}"))  # fmt: skip
             return None
-        if count != prod(shape):
-            problems.append(
-                f"{where}.data: holds {count} elements, shape {shape} needs {prod(shape)}"
+        rule = expected.values
+        if not rule.passes(data):
+            rows = shape[0]
+            problems.extend(
+                rule.explain(data, f"{where} row {{row}}", len(data) // rows if rows else 1)
             )
-            return None
+        if len(tensor) > 4 and not tensor.keys() <= _PLAIN_TENSOR_KEYS:
+            self._check_extras(tensor, _TENSOR_KEYS, f"{where}", name, 4, problems)
+        if relabel:
+            tensor["datatype"] = expected.datatype
+            return -int(shape[0]) - 1
         return int(shape[0])
 
-    def _check_outputs(self, outputs: Any) -> list[str]:
-        if outputs is None:
-            return []
-        if not isinstance(outputs, list):
-            return ['outputs: must be a list of {"name": ...} objects']
-        problems = []
-        for index, output in enumerate(outputs):
-            name = output.get("name") if isinstance(output, dict) else None
-            if name not in self.outputs:
-                problems.append(
-                    f"outputs[{index}]: {name!r} is not an output of the model; "
-                    f"it has {sorted(self.outputs)}"
-                )
-        return problems
+    def _check_envelope(self, doc: dict[str, Any], problems: list[str]) -> None:
+        """``id``, ``parameters``, ``outputs`` and anything else at the top level."""
+        if "id" in doc:
+            rid = doc["id"]
+            if type(rid) is not str or len(rid) > self.max_string_length:
+                problems.append(violation("id", "id", "id",
+                                          f"must be a string of at most {self.max_string_length} characters"))  # fmt: skip
+        outputs = doc.get("outputs")
+        if outputs is not None:
+            if not isinstance(outputs, list):
+                problems.append(violation("outputs", "outputs", "outputs",
+                                          'must be a list of {"name": ...} objects'))  # fmt: skip
+            else:
+                for index, output in enumerate(outputs):
+                    name = output.get("name") if isinstance(output, dict) else None
+                    if type(name) is not str or name not in self.outputs:
+                        problems.append(violation(f"outputs[{index}]", "outputs", "unknown_output",
+                                                  f"{shown(name)} is not an output of the model; it has {sorted(self.outputs)}"))  # fmt: skip
+                    else:
+                        self._check_extras(output, frozenset({"name", "parameters"}),
+                                           f"outputs[{index}]", "outputs", 4, problems)  # fmt: skip
+        if len(doc) > 1 and not doc.keys() <= {"inputs", "id"}:
+            self._check_extras(doc, _REQUEST_KEYS, "body", "body", 2, problems)
+
+    def _check_extras(
+        self,
+        obj: dict[str, Any],
+        known: frozenset[str],
+        where: str,
+        field: str,
+        depth: int,
+        problems: list[str],
+    ) -> None:
+        """``parameters`` holds scalars only; unknown keys may not nest past ``max_depth``."""
+        params = obj.get("parameters")
+        if (
+            params is not None
+            and (not isinstance(params, dict) or not set(map(type, params.values())) <= _SCALARS)
+            and not _entity_list_only(params, self.entity_key if field == "body" else None)
+        ):
+            problems.append(violation(f"{where}.parameters", field, "parameters",
+                                      "must be an object of string, number or boolean values"))  # fmt: skip
+        for key, value in obj.items():
+            if key not in known and too_deep(value, self.max_depth - depth):
+                problems.append(violation(f"{where}.{key[:64]}", field, "json_depth",
+                                          f"nested deeper than the limit of {self.max_depth}"))  # fmt: skip
 
 
-def _count_elements(data: list[Any]) -> int:
-    """Elements in flat or nested row-major ``data``; -1 when nesting is ragged."""
-    if not data or not isinstance(data[0], list):
-        return -1 if any(isinstance(item, list) for item in data) else len(data)
-    counts = [_count_elements(item) if isinstance(item, list) else -1 for item in data]
-    if -1 in counts or len(set(counts)) != 1:
-        return -1
-    return counts[0] * len(data)
+def _entity_list_only(params: Any, entity_key: str | None) -> bool:
+    """True when the only non-scalar parameter is ``entity_key`` holding a list of strings."""
+    if entity_key is None or not isinstance(params, dict):
+        return False
+    ids = params.get(entity_key)
+    if not isinstance(ids, list) or set(map(type, ids)) - {str}:
+        return False
+    return set(type(v) for k, v in params.items() if k != entity_key) <= _SCALARS
+
+
+def _flatten(data: list[Any], rank: int) -> list[Any] | None:
+    """Row-major elements of nested ``data`` (``data[0]`` is a list); None when ragged.
+
+    One level at a time with C-level ``set``/``map``/``chain``: lists left at the bottom
+    (nesting deeper than the rank) fail the element check later.
+    """
+    while data and type(data[0]) is list:
+        if rank <= 1 or set(map(type, data)) != _LIST or len(set(map(len, data))) != 1:
+            return None
+        data = list(chain.from_iterable(data))
+        rank -= 1
+    return data

@@ -95,3 +95,38 @@ def test_an_answer_without_usable_scores_is_an_upstream_failure(doc: Any, messag
         READER.predictions("fraud-v1", doc, 2)
     assert message in caught.value.message
     assert caught.value.upstream == "fraud-v1"
+
+
+STORE_DECODER = InstanceDecoder.compile(CARD, max_instances=3, store_features=True)
+REQUEST_ONLY = {"customer_id": "c-0001", "merchant_category": "travel", "is_foreign": True}
+
+
+def test_with_store_features_instances_carry_the_entity_and_request_fields_only() -> None:
+    decoded = STORE_DECODER.decode_instances(
+        {"instances": [REQUEST_ONLY, REQUEST_ONLY | {"customer_id": "c-2"}]}
+    )
+    assert decoded.entity_ids == ["c-0001", "c-2"]
+    assert set(decoded.columns) == {"merchant_category", "is_foreign"}
+    inputs = STORE_DECODER.tensors(decoded, {"avg_amount_30d": [80, 81.5], "txn_count_7d": [3, 4]})
+    assert [i["name"] for i in inputs] == [i.name for i in CARD.inputs]
+    assert inputs[0]["data"] == [80.0, 81.5] and all(
+        isinstance(v, float) for v in inputs[1]["data"]
+    )
+    assert inputs[3]["data"] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("instance", "message"),
+    [
+        (REQUEST_ONLY | {"avg_amount_30d": 80}, "instances[0]: unknown field(s) ['avg_amount_30d']"),
+        ({k: v for k, v in REQUEST_ONLY.items() if k != "customer_id"}, "instances[0].customer_id: required field is missing"),
+        (REQUEST_ONLY | {"customer_id": 42}, "instances[0].customer_id: must be a non-empty string, got 42"),
+        (REQUEST_ONLY | {"customer_id": ""}, "instances[0].customer_id: must be a non-empty string"),
+    ],
+)  # fmt: skip
+def test_with_store_features_a_client_cannot_send_feature_values(
+    instance: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        STORE_DECODER.decode_instances({"instances": [instance]})
+    assert message in caught.value.message
