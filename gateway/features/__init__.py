@@ -1,0 +1,1 @@
+"""Feature enrichment: the Feast client, freshness, the last-known-good cache and the plan."""

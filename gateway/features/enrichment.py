@@ -1,0 +1,244 @@
+"""Feature enrichment: one store call per request, then live -> cache -> default per value.
+
+For each instance and each planned feature the value comes from the first rung that has it:
+
+1. ``live``: the store answered ``PRESENT`` with a value of the right type, within its
+   max-age budget (the value is then written to the last-known-good cache);
+2. ``cache``: the last-known-good value of that (entity, feature), within its budget;
+3. ``defaults``: the card's default (training median or mode), where the plan allows it;
+4. otherwise :class:`~gateway.errors.FeaturesUnavailable`: this model cannot serve the
+   request (the fallback model's rung; until it exists, a 503).
+
+The store is skipped while its breaker is open, and its failures (unreachable, timeout,
+error status) only mean that no value is live. The request's feature source is the worst
+rung used: ``live`` < ``cache`` < ``defaults``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from prometheus_client import Counter, Histogram
+
+from gateway.errors import CircuitOpen, FeatureStoreError, FeaturesUnavailable, outcome
+from gateway.features.cache import LastKnownGood
+from gateway.features.feast_client import FeatureValue
+from gateway.features.freshness import age_seconds, is_fresh
+from gateway.features.plan import FeaturePlan, PlannedFeature
+from gateway.provenance import FeatureSource
+from gateway.resilience.breaker import CircuitBreaker
+from gateway.telemetry.feature_metrics import FeatureMetrics
+
+ValueSource = Literal["live", "cache", "defaults"]
+_RANK: dict[str, int] = {"none": 0, "live": 1, "cache": 2, "defaults": 3}
+
+
+def worst_source(sources: Sequence[str]) -> FeatureSource:
+    """The most degraded of ``sources`` (``none`` when empty)."""
+    return cast(FeatureSource, max(sources, key=_RANK.__getitem__, default="none"))
+
+
+class FeatureLookup(Protocol):
+    """The store seam: :class:`gateway.features.feast_client.FeastClient` in production."""
+
+    url: str
+
+    async def online_features(
+        self, refs: Sequence[str], entity_key: str, entity_ids: Sequence[str]
+    ) -> dict[str, list[FeatureValue]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFeatures:
+    """Where one instance's features came from, for the v1 body."""
+
+    source: FeatureSource  # the worst of ``sources``
+    sources: dict[str, ValueSource]  # feature (input) name -> rung
+    oldest_age_seconds: float | None  # of the live and cached values used; None if none
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "feature_source": self.source,
+            "sources": self.sources,
+            "oldest_feature_age_seconds": self.oldest_age_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    columns: dict[str, list[Any]]  # feature name -> one value per instance (JSON types)
+    source: FeatureSource  # the worst rung used in the whole request
+    instances: list[InstanceFeatures]
+    store_outcome: str  # ok, circuit_open, feature_store_timeout, ...
+
+
+@dataclass(slots=True)
+class _ModelCounters:
+    hits: Counter
+    misses: Counter
+    expired: Counter
+    stale: Counter
+    served: dict[str, Counter]
+    ages: Histogram
+
+
+class Enricher:
+    """The store client, its breaker and the cache; one per app, used from one event loop."""
+
+    def __init__(
+        self,
+        client: FeatureLookup,
+        breaker: CircuitBreaker,
+        cache: LastKnownGood,
+        metrics: FeatureMetrics,
+        tracer: Tracer,
+        wall_clock: Callable[[], float],
+        timer: Callable[[], float],
+    ) -> None:
+        self.client = client
+        self.breaker = breaker
+        self.cache = cache
+        self.metrics = metrics
+        self._tracer = tracer
+        self._wall = wall_clock
+        self._timer = timer
+        self._counters: dict[str, _ModelCounters] = {}
+
+    async def enrich(
+        self, plan: FeaturePlan, entity_ids: Sequence[str], parent: Span
+    ) -> Enrichment:
+        """Feature values for ``entity_ids`` (one per instance, repeats allowed).
+
+        Raises :class:`FeaturesUnavailable` naming the instance, entity and feature when a
+        value has no live, fresh cached or allowed default value.
+        """
+        unique = list(dict.fromkeys(entity_ids))
+        fetched, store_outcome = await self._fetch(plan, unique, parent)
+        now = self._wall()
+        counters = self._model_counters(plan.model)
+        resolved: dict[str, tuple[list[Any], InstanceFeatures]] = {}
+        for index, entity in enumerate(unique):
+            live = None if fetched is None else {ref: col[index] for ref, col in fetched.items()}
+            resolved[entity] = self._resolve(plan, entity, live, now, counters, store_outcome)
+        columns: dict[str, list[Any]] = {f.name: [] for f in plan.features}
+        instances = []
+        for entity in entity_ids:
+            values, provenance = resolved[entity]
+            for feature, value in zip(plan.features, values, strict=True):
+                columns[feature.name].append(value)
+            instances.append(provenance)
+        source = worst_source([i.source for i in instances])
+        return Enrichment(columns, source, instances, store_outcome)
+
+    async def _fetch(
+        self, plan: FeaturePlan, entity_ids: list[str], parent: Span
+    ) -> tuple[dict[str, list[FeatureValue]] | None, str]:
+        try:
+            with self.breaker.calling():
+                return await self._call_store(plan, entity_ids, parent), "ok"
+        except CircuitOpen as exc:
+            self.metrics.skipped_calls.inc()
+            return None, outcome(exc)
+        except FeatureStoreError as exc:
+            return None, outcome(exc)
+
+    async def _call_store(
+        self, plan: FeaturePlan, entity_ids: list[str], parent: Span
+    ) -> dict[str, list[FeatureValue]]:
+        span = self._tracer.start_span(
+            "feast get-online-features", context=set_span_in_context(parent), kind=SpanKind.CLIENT
+        )
+        if span.is_recording():
+            span.set_attribute("server.address", self.client.url)
+            span.set_attribute("gateway.model", plan.model)
+            span.set_attribute("gateway.feature_store.entity_count", len(entity_ids))
+            span.set_attribute("gateway.feature_store.feature_count", len(plan.refs))
+        result = "ok"
+        started = self._timer()
+        try:
+            return await self.client.online_features(plan.refs, plan.entity_key, entity_ids)
+        except FeatureStoreError as exc:
+            result = outcome(exc)
+            if span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, exc.message))
+            raise
+        finally:
+            self.metrics.observe_store(result, self._timer() - started)
+            if span.is_recording():
+                span.set_attribute("gateway.feature_store.outcome", result)
+            span.end()
+
+    def _resolve(
+        self,
+        plan: FeaturePlan,
+        entity: str,
+        live: dict[str, FeatureValue] | None,
+        now: float,
+        counters: _ModelCounters,
+        store_outcome: str,
+    ) -> tuple[list[Any], InstanceFeatures]:
+        values: list[Any] = []
+        sources: dict[str, ValueSource] = {}
+        oldest: float | None = None
+        for feature in plan.features:
+            value, source, event_time = self._one(feature, entity, live, now, counters)
+            if source is None:
+                reason = (
+                    "missing in the store" if live is not None else f"not fetched ({store_outcome})"
+                )
+                raise FeaturesUnavailable(
+                    f"model {plan.model!r}: feature {feature.name!r} of {plan.entity_key} "
+                    f"{entity!r} is {reason}, has no fresh cached value within "
+                    f"{feature.max_age:g} s and no default is allowed"
+                )
+            values.append(value)
+            sources[feature.name] = source
+            counters.served[source].inc()
+            if event_time is not None:
+                age = age_seconds(event_time, now)
+                counters.ages.observe(age)
+                oldest = age if oldest is None else max(oldest, age)
+        return values, InstanceFeatures(worst_source(list(sources.values())), sources, oldest)
+
+    def _one(
+        self,
+        feature: PlannedFeature,
+        entity: str,
+        live: dict[str, FeatureValue] | None,
+        now: float,
+        counters: _ModelCounters,
+    ) -> tuple[Any, ValueSource | None, float | None]:
+        """(value, rung, event time) for one feature of one entity; rung None: no value."""
+        if live is not None:
+            got = live[feature.ref]
+            value = feature.read(got.value) if got.found else None
+            if value is not None:
+                if is_fresh(got.event_time, now, feature.max_age):
+                    self.cache.put(entity, feature.ref, value, got.event_time)
+                    return value, "live", got.event_time
+                counters.stale.inc()
+        cached = self.cache.get(entity, feature.ref)
+        if cached is not None and is_fresh(cached.event_time, now, feature.max_age):
+            counters.hits.inc()
+            return cached.value, "cache", cached.event_time
+        (counters.misses if cached is None else counters.expired).inc()
+        if feature.default is not None:
+            return feature.default, "defaults", None
+        return None, None, None
+
+    def _model_counters(self, model: str) -> _ModelCounters:
+        counters = self._counters.get(model)
+        if counters is None:
+            m = self.metrics
+            counters = self._counters[model] = _ModelCounters(
+                hits=m.cache_lookups.labels(model, "hit"),
+                misses=m.cache_lookups.labels(model, "miss"),
+                expired=m.cache_lookups.labels(model, "expired"),
+                stale=m.stale_values.labels(model),
+                served={s: m.values_served.labels(model, s) for s in ("live", "cache", "defaults")},
+                ages=m.age_served.labels(model),
+            )
+        return counters

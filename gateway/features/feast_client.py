@@ -1,0 +1,139 @@
+"""The Feast feature server's HTTP API (``POST /get-online-features``), over aiohttp.
+
+One call per request batch::
+
+    {"features": ["customer_stats:avg_amount_30d", ...],
+     "entities": {"customer_id": ["c-0042", "c-0043"]},
+     "full_feature_names": true}
+
+The answer is column-major, one ``results`` entry per name in ``metadata.feature_names``
+(not in the request's order; the entity column comes back too), with full names
+``view__feature``. Values whose status is ``NOT_FOUND`` or ``NULL_VALUE`` (or ``null``)
+are returned as missing. Every foreign error is translated here into
+:class:`~gateway.errors.FeatureStoreError`; Feast's error bodies (HTTP 500 with a
+JSON-encoded string) are decoded into the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.errors import FeatureStoreBadResponse, FeatureStoreTimeout, FeatureStoreUnavailable
+from gateway.features.freshness import NO_TIMESTAMP, parse_event_timestamp
+
+_PRESENT = "PRESENT"
+_HEADERS = {"Content-Type": "application/json"}  # Feast answers 422 without it
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureValue:
+    """One feature of one entity; ``value`` is ``None`` when the store has none."""
+
+    value: Any
+    status: str
+    event_time: float  # seconds since the epoch; NO_TIMESTAMP when the store has none
+
+    @property
+    def found(self) -> bool:
+        return self.value is not None and self.status == _PRESENT
+
+
+def full_name(ref: str) -> str:
+    """Feast's full feature name for ``view:feature``: ``view__feature``."""
+    return ref.replace(":", "__", 1)
+
+
+class FeastClient:
+    """Looks up online features; the session is owned (opened, closed) by the app."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, timeout_seconds: float) -> None:
+        self.url = url
+        self.name = url
+        self._endpoint = f"{url}/get-online-features"
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+
+    async def online_features(
+        self, refs: Sequence[str], entity_key: str, entity_ids: Sequence[str]
+    ) -> dict[str, list[FeatureValue]]:
+        """Values of ``refs`` for ``entity_ids``: ``{ref: [value per entity id, in order]}``.
+
+        Raises ``FeatureStoreUnavailable``, ``FeatureStoreTimeout`` or
+        ``FeatureStoreBadResponse`` (an error status, with Feast's message, or an answer
+        that lacks a requested feature or has the wrong number of values).
+        """
+        body = orjson.dumps(
+            {
+                "features": list(refs),
+                "entities": {entity_key: list(entity_ids)},
+                "full_feature_names": True,
+            }
+        )
+        try:
+            async with self._session.post(
+                self._endpoint, data=body, headers=_HEADERS, timeout=self._timeout
+            ) as response:
+                payload = await response.read()
+                status = response.status
+        except TimeoutError as exc:
+            raise FeatureStoreTimeout(
+                self.name, f"no answer within {self._timeout.total:g} s"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise FeatureStoreUnavailable(self.name, _describe(exc)) from exc
+        if status != 200:
+            raise FeatureStoreBadResponse(self.name, f"HTTP {status}: {error_message(payload)}")
+        return self._parse(payload, refs, len(entity_ids))
+
+    def _parse(
+        self, payload: bytes, refs: Sequence[str], count: int
+    ) -> dict[str, list[FeatureValue]]:
+        try:
+            doc = orjson.loads(payload)
+            names = doc["metadata"]["feature_names"]
+            results = doc["results"]
+            columns = dict(zip(names, results, strict=True))
+            parsed = {ref: _column(columns[full_name(ref)], count) for ref in refs}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise FeatureStoreBadResponse(
+                self.name, f"unreadable answer ({type(exc).__name__}: {exc})"
+            ) from exc
+        return parsed
+
+
+def _column(result: dict[str, Any], count: int) -> list[FeatureValue]:
+    values, statuses, stamps = result["values"], result["statuses"], result["event_timestamps"]
+    if not (len(values) == len(statuses) == len(stamps) == count):
+        raise ValueError(f"expected {count} values per feature")
+    column = []
+    for value, status, stamp in zip(values, statuses, stamps, strict=True):
+        found = value is not None and status == _PRESENT
+        event_time = parse_event_timestamp(stamp) if found and stamp else NO_TIMESTAMP
+        column.append(FeatureValue(value if found else None, status, event_time))
+    return column
+
+
+def error_message(payload: bytes) -> str:
+    """Feast's error text: a JSON-encoded string, FastAPI's ``{"detail": ...}``, or raw text."""
+    try:
+        decoded = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload[:300].decode("utf-8", "replace") or "<empty body>"
+    if isinstance(decoded, str):
+        # The server JSON-encodes str(exception), itself often a quoted repr: decode twice.
+        text = decoded
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            text = text[1:-1]
+        return text[:300]
+    if isinstance(decoded, dict) and "detail" in decoded:
+        return str(decoded["detail"])[:300]
+    return payload[:300].decode("utf-8", "replace")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,196 @@
+"""Enrichment's ladder (live -> cache -> defaults -> unavailable) on a fake store and clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+from support import MODELS
+
+from gateway.contracts.card import load_card
+from gateway.errors import FeatureStoreTimeout, FeaturesUnavailable
+from gateway.features.cache import LastKnownGood
+from gateway.features.enrichment import Enricher
+from gateway.features.feast_client import FeatureValue
+from gateway.features.plan import FeaturePlan, compile_plan
+from gateway.resilience.breaker import CircuitBreaker
+from gateway.settings.schema import ModelSettings
+from gateway.telemetry.feature_metrics import FeatureMetrics
+
+CARD = load_card(MODELS / "fraud-v1")
+NOW = 1_800_000_000.0
+REFS = [i.feature_ref for i in CARD.inputs if i.source == "feature"]
+VALUES = {"customer_stats:avg_amount_30d": 80.5, "customer_stats:txn_count_7d": 4,
+          "customer_stats:chargeback_rate_90d": 0.01, "customer_stats:account_age_days": 700}  # fmt: skip
+
+
+def plan(**features: Any) -> FeaturePlan:
+    settings = ModelSettings.model_validate(
+        {"card": "x", "primary": {"name": "p", "url": "http://h:1"}, "features": features}
+    )
+    compiled = compile_plan("fraud", settings, CARD, store_configured=True)
+    assert compiled is not None
+    return compiled
+
+
+class FakeStore:
+    """Answers from ``rows`` (entity -> (values, age in seconds)), or raises ``error``."""
+
+    url = "http://fake-store"
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[dict[str, Any], float]] = {}
+        self.error: Exception | None = None
+        self.calls: list[list[str]] = []
+
+    async def online_features(
+        self, refs: Sequence[str], entity_key: str, entity_ids: Sequence[str]
+    ) -> dict[str, list[FeatureValue]]:
+        self.calls.append(list(entity_ids))
+        await asyncio.sleep(0)
+        if self.error is not None:
+            raise self.error
+        out: dict[str, list[FeatureValue]] = {ref: [] for ref in refs}
+        for entity in entity_ids:
+            row = self.rows.get(entity)
+            for ref in refs:
+                if row is None:
+                    out[ref].append(FeatureValue(None, "NOT_FOUND", 0.0))
+                else:
+                    out[ref].append(FeatureValue(row[0][ref], "PRESENT", NOW - row[1]))
+        return out
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.now = NOW
+        self.store = FakeStore()
+        self.exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer = provider.get_tracer("test")
+        self.registry = CollectorRegistry()
+        self.breaker = CircuitBreaker(
+            "feature_store", fail_max=2, reset_timeout=5, clock=lambda: self.now
+        )
+        self.enricher = Enricher(
+            client=self.store,
+            breaker=self.breaker,
+            cache=LastKnownGood(100, 86_400 * 2, lambda: self.now),
+            metrics=FeatureMetrics(self.registry),
+            tracer=self.tracer,
+            wall_clock=lambda: self.now,
+            timer=lambda: self.now,
+        )
+
+    def enrich(self, p: FeaturePlan, entities: list[str]) -> Any:
+        async def run() -> Any:
+            with self.tracer.start_as_current_span("request") as span:
+                return await self.enricher.enrich(p, entities, span)
+
+        return asyncio.run(run())
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+def test_live_values_in_one_call_for_repeated_entities(h: Harness) -> None:
+    h.store.rows = {
+        "c-1": (VALUES, 30.0),
+        "c-2": (VALUES | {"customer_stats:txn_count_7d": 9}, 60.0),
+    }
+    result = h.enrich(plan(), ["c-1", "c-2", "c-1"])
+    assert h.store.calls == [["c-1", "c-2"]]
+    assert result.source == "live"
+    assert result.columns["txn_count_7d"] == [4, 9, 4]
+    assert result.columns["avg_amount_30d"] == [80.5, 80.5, 80.5]
+    assert [i.oldest_age_seconds for i in result.instances] == [30.0, 60.0, 30.0]
+    assert result.instances[0].sources == dict.fromkeys(result.columns, "live")
+    span = next(s for s in h.exporter.get_finished_spans() if s.name == "feast get-online-features")
+    assert span.attributes is not None
+    assert span.attributes["gateway.feature_store.entity_count"] == 2
+    assert span.attributes["gateway.feature_store.outcome"] == "ok"
+
+
+def test_store_failure_serves_the_cache_then_the_breaker_skips_the_store(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES, 30.0)}
+    h.enrich(plan(), ["c-1"])
+    h.store.error = FeatureStoreTimeout("fs", "slow")
+    h.now += 100
+    for _ in range(2):
+        result = h.enrich(plan(), ["c-1"])
+        assert result.source == "cache" and result.store_outcome == "feature_store_timeout"
+        assert result.columns["avg_amount_30d"] == [80.5]
+        assert result.instances[0].oldest_age_seconds == 130.0
+    assert h.breaker.state == "open"
+    calls = len(h.store.calls)
+    result = h.enrich(plan(), ["c-1"])
+    assert len(h.store.calls) == calls  # open: not called
+    assert result.source == "cache" and result.store_outcome == "circuit_open"
+    assert h.metric("gateway_feature_cache_lookups_total", model="fraud", result="hit") == 12
+
+
+def test_a_cached_value_past_its_budget_falls_to_the_default(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES, 0.0)}
+    p = plan(
+        max_age_seconds=600, max_age_overrides={"customer_stats": 60, "account_age_days": 6000}
+    )
+    h.enrich(p, ["c-1"])
+    h.store.error = FeatureStoreTimeout("fs", "slow")
+    h.now += 120
+    result = h.enrich(p, ["c-1"])
+    assert result.source == "defaults"
+    assert result.instances[0].sources["account_age_days"] == "cache"
+    assert result.instances[0].sources["avg_amount_30d"] == "defaults"
+    assert result.columns["avg_amount_30d"] == [54.79]  # the card's training median
+    assert result.instances[0].oldest_age_seconds == 120.0
+
+
+def test_stale_live_values_are_counted_and_not_used(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES, 7200.0)}
+    result = h.enrich(plan(max_age_seconds=3600), ["c-1"])
+    assert result.source == "defaults"
+    assert h.metric("gateway_feature_stale_values_total", model="fraud") == 4
+    assert len(h.enricher.cache) == 0
+
+
+def test_unknown_entity_mixed_with_known_ones(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES, 1.0)}
+    result = h.enrich(plan(), ["c-1", "c-nope"])
+    assert result.source == "defaults"
+    assert [i.source for i in result.instances] == ["live", "defaults"]
+    assert result.instances[1].oldest_age_seconds is None
+    assert result.columns["txn_count_7d"] == [4, 8]
+
+
+def test_without_defaults_a_missing_value_makes_the_model_unavailable(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES, 1.0)}
+    with pytest.raises(
+        FeaturesUnavailable,
+        match=r"feature 'avg_amount_30d' of customer_id 'c-nope' is missing in the store",
+    ):
+        h.enrich(plan(on_missing="unavailable"), ["c-1", "c-nope"])
+    p = plan(no_defaults=["txn_count_7d"])
+    h.store.error = FeatureStoreTimeout("fs", "slow")
+    with pytest.raises(
+        FeaturesUnavailable,
+        match=r"'txn_count_7d' of customer_id 'c-2' is not fetched \(feature_store_timeout\)",
+    ):
+        h.enrich(p, ["c-2"])
+
+
+def test_a_value_of_the_wrong_type_counts_as_missing(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES | {"customer_stats:txn_count_7d": "many"}, 1.0)}
+    result = h.enrich(plan(), ["c-1"])
+    assert result.instances[0].sources["txn_count_7d"] == "defaults"

@@ -1,0 +1,83 @@
+"""The Feast client's parsing and error translation, without a server where none is needed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from support import free_port
+
+from gateway.errors import FeatureStoreBadResponse, FeatureStoreUnavailable
+from gateway.features.feast_client import FeastClient, error_message, full_name
+
+REFS = ["customer_stats:avg_amount_30d", "customer_stats:txn_count_7d"]
+ANSWER = {
+    "metadata": {"feature_names": ["customer_id", "customer_stats__txn_count_7d", "customer_stats__avg_amount_30d"]},
+    "results": [
+        {"values": ["c-1", "c-2", "c-3"], "statuses": ["PRESENT"] * 3, "event_timestamps": ["1970-01-01T00:00:00Z"] * 3},
+        {"values": [2, None, None], "statuses": ["PRESENT", "NOT_FOUND", "NULL_VALUE"],
+         "event_timestamps": ["2026-11-25T22:30:59Z", "1970-01-01T00:00:00Z", "2026-11-25T22:30:59Z"]},
+        {"values": [20.64, None, 3.5], "statuses": ["PRESENT", "NOT_FOUND", "PRESENT"],
+         "event_timestamps": ["2026-11-25T22:30:59Z", "1970-01-01T00:00:00Z", "2026-11-25T22:31:00Z"]},
+    ],
+}  # fmt: skip
+STAMP = 1795645859.0  # 2026-11-25T22:30:59Z
+
+
+def parse(answer: Any, count: int = 3) -> Any:
+    client = FeastClient(None, "http://feast", 1.0)  # type: ignore[arg-type]
+    return client._parse(orjson.dumps(answer), REFS, count)
+
+
+def test_columns_are_mapped_by_name_not_by_position() -> None:
+    parsed = parse(ANSWER)
+    avg, count = parsed[REFS[0]], parsed[REFS[1]]
+    assert [v.value for v in avg] == [20.64, None, 3.5]
+    assert [v.value for v in count] == [2, None, None]
+    assert avg[0].found and avg[0].event_time == STAMP
+    assert not count[1].found and count[1].status == "NOT_FOUND"
+    assert not count[2].found and count[2].status == "NULL_VALUE"
+    assert avg[2].event_time == STAMP + 1
+    assert full_name(REFS[0]) == "customer_stats__avg_amount_30d"
+
+
+@pytest.mark.parametrize(
+    ("answer", "count", "message"),
+    [
+        ({"metadata": {"feature_names": ["customer_id"]}, "results": [ANSWER["results"][0]]}, 3, "KeyError"),
+        (ANSWER, 2, "expected 2 values per feature"),
+        ({"results": []}, 3, "KeyError"),
+        ([1, 2], 3, "TypeError"),
+    ],
+)  # fmt: skip
+def test_unreadable_answers_are_bad_responses(answer: Any, count: int, message: str) -> None:
+    with pytest.raises(FeatureStoreBadResponse, match=message):
+        parse(answer, count)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"\"'Feature nope not found in projection customer_stats'\"", "Feature nope not found in projection customer_stats"),
+        (b'{"detail": [{"msg": "Field required"}]}', "[{'msg': 'Field required'}]"),
+        (b"Internal Server Error", "Internal Server Error"),
+        (b"", "<empty body>"),
+    ],
+)  # fmt: skip
+def test_feast_error_bodies_are_decoded(payload: bytes, message: str) -> None:
+    assert error_message(payload) == message
+
+
+def test_a_refused_connection_is_unavailable() -> None:
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            client = FeastClient(session, f"http://127.0.0.1:{free_port()}", 1.0)
+            with pytest.raises(
+                FeatureStoreUnavailable, match=r"feature store 'http://127\.0\.0\.1:"
+            ):
+                await client.online_features(REFS, "customer_id", ["c-1"])
+
+    asyncio.run(run())
