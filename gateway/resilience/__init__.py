@@ -1,0 +1,1 @@
+"""Resilience primitives shared by the feature store and the upstreams."""

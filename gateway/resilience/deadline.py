@@ -1,0 +1,59 @@
+"""A request's deadline on the monotonic clock, and the client's way to shorten it.
+
+The gateway's budget for a request is the model's ``timeouts.total_ms``; a client may ask
+for less (never more) with the ``x-request-timeout-ms`` header or, on OIP v2, the
+``timeout_ms`` request parameter. Each step takes what remains: the upstream rung all but
+the fallback's reserve, each attempt at most ``per_try_ms`` of that.
+
+    >>> d = Deadline.after(0.5, clock=lambda: 10.0)
+    >>> d.remaining()
+    0.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.contracts.problems import ContractViolation, violation
+
+TIMEOUT_HEADER = "x-request-timeout-ms"
+TIMEOUT_PARAMETER = "timeout_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    expires_at: float
+    clock: Callable[[], float]
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float]) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float:
+        return self.expires_at - self.clock()
+
+
+def client_timeout_ms(headers: Mapping[str, str], doc: Any = None) -> float | None:
+    """The deadline a client asked for, in ms (header first, then OIP ``parameters``)."""
+    raw: Any = headers.get(TIMEOUT_HEADER)
+    where = f"header {TIMEOUT_HEADER}"
+    if raw is None and isinstance(doc, dict) and isinstance(doc.get("parameters"), dict):
+        raw = doc["parameters"].get(TIMEOUT_PARAMETER)
+        where = f"parameters.{TIMEOUT_PARAMETER}"
+    if raw is None:
+        return None
+    try:
+        value = float(raw) if not isinstance(raw, bool) else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ContractViolation(
+            [
+                violation(
+                    where, "parameters", "parameters", f"must be a positive number, got {raw!r}"
+                )
+            ]
+        )
+    return value

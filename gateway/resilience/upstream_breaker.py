@@ -1,0 +1,104 @@
+"""The breaker of one model upstream: :class:`CircuitBreaker` judged by a :class:`TripPolicy`.
+
+The generic breaker opens on consecutive failures only; an upstream's may also open on a
+failure rate or a slow-call rate, so this subclass times each call on the breaker's clock
+and hands the outcome to the policy while closed. The half-open rules are the parent's:
+at most ``half_open_max_calls`` trials at once, the first success closes, a failure (or,
+with the slow-call rule on, a slow trial) opens again.
+
+    with breaker.calling():       # CircuitOpen when not allowed, as for the parent
+        answer = await post_infer(...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from gateway.errors import CircuitOpen
+from gateway.resilience.breaker import CircuitBreaker, Listener
+from gateway.resilience.trip_policy import TripPolicy
+
+
+def _every_exception(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
+class UpstreamBreaker(CircuitBreaker):
+    """A breaker whose closed state is judged by ``policy``; ``trip_reason`` says why it opened."""
+
+    def __init__(
+        self,
+        name: str,
+        policy: TripPolicy,
+        *,
+        reset_timeout: float = 5.0,
+        half_open_max_calls: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        listeners: Sequence[Listener] = (),
+        is_failure: Callable[[BaseException], bool] = _every_exception,
+    ) -> None:
+        super().__init__(
+            name,
+            fail_max=max(1, policy.consecutive),
+            reset_timeout=reset_timeout,
+            half_open_max_calls=half_open_max_calls,
+            clock=clock,
+            listeners=listeners,
+            is_failure=is_failure,
+        )
+        self.policy = policy
+        self.trip_reason: str | None = None
+
+    @property
+    def trials_in_flight(self) -> int:
+        return self._trials
+
+    @contextlib.contextmanager
+    def calling(self) -> Iterator[None]:
+        """Guard one call, timing it; see :meth:`CircuitBreaker.calling` for the rules."""
+        state = self.state
+        trial = state == "half_open"
+        if state == "open" or (trial and self._trials >= self.half_open_max_calls):
+            raise CircuitOpen(self.name, self.retry_in())
+        generation = self._generation
+        if trial:
+            self._trials += 1
+        started = self._clock()
+        try:
+            yield
+        except BaseException as exc:
+            if generation == self._generation:
+                if trial:
+                    self._trials -= 1
+                if self._is_failure(exc):
+                    self._record(True, self._clock() - started)
+            raise
+        else:
+            if generation == self._generation:
+                if trial:
+                    self._trials -= 1
+                self._record(False, self._clock() - started)
+
+    def record_success(self) -> None:
+        self._record(False, 0.0)
+
+    def record_failure(self) -> None:
+        self._record(True, 0.0)
+
+    def _record(self, failed: bool, seconds: float) -> None:
+        if self._state == "half_open":
+            if failed or self.policy.is_slow(seconds):
+                self.trip_reason = "a half-open trial call " + ("failed" if failed else "was slow")
+                self._open()
+            else:
+                self.policy.reset()
+                self.trip_reason = None
+                self._move("closed")
+        elif self._state == "closed":
+            reason = self.policy.record(failed, seconds)
+            if reason is not None:
+                self.trip_reason = reason
+                self.policy.reset()
+                self._open()
