@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,15 +17,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
-from gateway.api import metrics, oip, v1
+from gateway.api import admin, metrics, oip, openapi, v1
 from gateway.api.common import json_response
 from gateway.dataplane import Predictor
+from gateway.features.cache import LastKnownGood
+from gateway.features.enrichment import Enricher
+from gateway.features.feast_client import FeastClient
+from gateway.resilience.breaker import CircuitBreaker
+from gateway.resilience.guards import build_guards
 from gateway.runtime import build_runtime
 from gateway.settings.loader import LoadedConfig
 from gateway.state import AppState
+from gateway.telemetry.feature_metrics import FeatureMetrics
+from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.telemetry.tracing import build_tracer_provider
 from gateway.upstream.client import SessionFactory, default_session
+
+log = logging.getLogger("gateway.app")
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,10 @@ class Seams:
     span_exporter: SpanExporter | None = None
     clock: Callable[[], float] = time.perf_counter
     metrics_factory: Callable[[], GatewayMetrics] = field(default=GatewayMetrics)
+    # Feature ages and the last-known-good cache run on the wall clock (event timestamps
+    # are wall time); breakers on a monotonic one.
+    wall_clock: Callable[[], float] = time.time
+    breaker_clock: Callable[[], float] = time.monotonic
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -46,6 +62,44 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response({"error": message}, exc.status_code, dict(exc.headers or {}))
 
 
+def build_enricher(
+    config: LoadedConfig,
+    session: aiohttp.ClientSession,
+    state: AppState,
+    metrics: FeatureMetrics,
+    seams: Seams,
+) -> Enricher:
+    """The feature store client, its breaker and the last-known-good cache, for one app."""
+    store = config.settings.feature_store
+    assert store is not None
+
+    def on_change(breaker: CircuitBreaker, old: str, new: str) -> None:
+        log.warning("circuit %r: %s -> %s", breaker.name, old, new)
+        metrics.breaker_moved(new)
+
+    breaker = CircuitBreaker(
+        "feature_store",
+        fail_max=store.breaker.fail_max,
+        reset_timeout=store.breaker.reset_timeout_seconds,
+        half_open_max_calls=store.breaker.half_open_max_calls,
+        clock=seams.breaker_clock,
+        listeners=[on_change],
+    )
+    metrics.breaker_state.set(0)
+    horizon = max(
+        (m.features.max_age for m in state.runtime.models.values() if m.features), default=1.0
+    )
+    return Enricher(
+        client=FeastClient(session, store.url, store.timeout_ms / 1000),
+        breaker=breaker,
+        cache=LastKnownGood(store.cache.max_entries, horizon, seams.wall_clock),
+        metrics=metrics,
+        tracer=state.tracer,
+        wall_clock=seams.wall_clock,
+        timer=state.clock,
+    )
+
+
 def create_app(config: LoadedConfig, seams: Seams | None = None) -> Starlette:
     """Build the gateway for ``config``; resources open and close with the lifespan."""
     seams = seams or Seams()
@@ -57,19 +111,42 @@ def create_app(config: LoadedConfig, seams: Seams | None = None) -> Starlette:
         clock=seams.clock,
     )
 
+    feature_metrics = (
+        FeatureMetrics(state.metrics.registry) if config.settings.feature_store else None
+    )
+
+    # The ladder's mutable state (breakers, bulkheads, retry budgets) lives as long as the app.
+    ladder_metrics = LadderMetrics(state.metrics.registry)
+    guards = build_guards(config, seams.breaker_clock, ladder_metrics)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         session = seams.session_factory()
-        state.predictor = Predictor(session, state.tracer, state.metrics, state.clock)
+        state.predictor = Predictor(
+            session, state.tracer, state.metrics, state.clock, guards, ladder_metrics
+        )
+        # A pool of its own, so a slow store never holds connections the upstreams need.
+        store_session = seams.session_factory() if feature_metrics else None
+        if store_session is not None and feature_metrics is not None:
+            state.enricher = build_enricher(config, store_session, state, feature_metrics, seams)
         try:
             yield
         finally:
             state.predictor = None
+            state.enricher = None
             await session.close()
+            if store_session is not None:
+                await store_session.close()
             provider.shutdown()  # flushes batched spans
 
     app = Starlette(
-        routes=[*oip.ROUTES, *v1.ROUTES, *metrics.ROUTES],
+        routes=[
+            *oip.ROUTES,
+            *v1.ROUTES,
+            *metrics.ROUTES,
+            *admin.routes(os.environ.get(admin.TOKEN_VARIABLE)),
+            *openapi.ROUTES,
+        ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

@@ -13,6 +13,15 @@ about status codes, so nothing below the edge imports the web framework.
         │   ├── UpstreamUnavailable  503: connection refused/reset, server gone
         │   ├── UpstreamTimeout      504: no answer within the deadline
         │   └── UpstreamBadResponse  502: 5xx, non-JSON, or an answer breaking the contract
+        │       └── UpstreamStatusError  502: an error status, kept for the retry policy
+        ├── FeatureStoreError        the feature store failed (the ladder usually absorbs it)
+        │   ├── FeatureStoreUnavailable  503: connection refused/reset, store gone
+        │   ├── FeatureStoreTimeout      504: no answer within the store's timeout
+        │   └── FeatureStoreBadResponse  502: an error status or an unreadable answer
+        ├── CircuitOpen              503: a breaker is open; no call was made
+        ├── BulkheadFull             503: an upstream's concurrency limit and queue are full
+        ├── LadderExhausted          503: no rung of the degradation ladder could answer
+        ├── FeaturesUnavailable      503: a feature has no live, cached or default value
         └── NotReady                 503: the gateway has nothing that can serve
 """
 
@@ -71,6 +80,69 @@ class UpstreamBadResponse(UpstreamError):
     """The upstream answered with a 5xx, or with something that is not a valid answer."""
 
 
+class UpstreamStatusError(UpstreamBadResponse):
+    """The upstream answered an error status (5xx or unexpected); ``status`` keeps it."""
+
+    def __init__(self, upstream: str, status: int, message: str) -> None:
+        super().__init__(upstream, f"HTTP {status}: {message}")
+        self.status = status
+
+
+class FeatureStoreError(ServiceError):
+    """The feature store failed; ``store`` names it (its URL)."""
+
+    def __init__(self, store: str, message: str) -> None:
+        super().__init__(f"feature store {store!r}: {message}")
+        self.store = store
+
+
+class FeatureStoreUnavailable(FeatureStoreError):
+    """The feature store refused or dropped the connection."""
+
+
+class FeatureStoreTimeout(FeatureStoreError):
+    """The feature store did not answer within its timeout."""
+
+
+class FeatureStoreBadResponse(FeatureStoreError):
+    """The feature store answered with an error status (its message kept) or garbage."""
+
+
+class CircuitOpen(ServiceError):
+    """A circuit breaker is open (or its half-open trials are taken); nothing was called."""
+
+    def __init__(self, breaker: str, retry_in_seconds: float) -> None:
+        super().__init__(f"circuit {breaker!r} is open; next trial in {retry_in_seconds:.1f} s")
+        self.breaker = breaker
+        self.retry_in_seconds = retry_in_seconds
+
+
+class BulkheadFull(ServiceError):
+    """An upstream's concurrency limit is reached and its short queue is full (or timed out)."""
+
+    def __init__(self, upstream: str, why: str, max_concurrent: int, max_queue: int) -> None:
+        super().__init__(
+            f"upstream {upstream!r}: bulkhead {why} "
+            f"({max_concurrent} calls in flight, {max_queue} queued at most)"
+        )
+        self.upstream = upstream
+        # Seconds a client should wait before trying again (the Retry-After header).
+        self.retry_after_seconds = 1
+
+
+class LadderExhausted(ServiceError):
+    """Every rung of the degradation ladder failed; ``reasons`` says why, rung by rung."""
+
+    def __init__(self, model: str, reasons: list[tuple[str, str]]) -> None:
+        listed = "; ".join(f"{rung}: {why}" for rung, why in reasons)
+        super().__init__(f"model {model!r} cannot be served: {listed}")
+        self.reasons = reasons
+
+
+class FeaturesUnavailable(ServiceError):
+    """Some feature has no live, fresh cached or allowed default value for an instance."""
+
+
 # Resolved through the class MRO, most specific first, so a new subclass inherits its
 # parent's entry without touching this table. The label names the outcome in metrics.
 _TABLE: dict[type[GatewayError], tuple[int, str]] = {
@@ -82,6 +154,13 @@ _TABLE: dict[type[GatewayError], tuple[int, str]] = {
     UpstreamUnavailable: (503, "upstream_unavailable"),
     UpstreamTimeout: (504, "upstream_timeout"),
     UpstreamBadResponse: (502, "upstream_bad_response"),
+    FeatureStoreUnavailable: (503, "feature_store_unavailable"),
+    FeatureStoreTimeout: (504, "feature_store_timeout"),
+    FeatureStoreBadResponse: (502, "feature_store_bad_response"),
+    CircuitOpen: (503, "circuit_open"),
+    BulkheadFull: (503, "bulkhead_full"),
+    LadderExhausted: (503, "ladder_exhausted"),
+    FeaturesUnavailable: (503, "features_unavailable"),
     ServiceError: (503, "unavailable"),
     GatewayError: (500, "error"),
 }

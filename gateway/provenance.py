@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Variant = Literal["primary", "canary", "fallback", "default"]
@@ -17,6 +17,11 @@ class Provenance:
     served_by: str
     degraded: bool
     feature_source: FeatureSource
+
+    def with_features(self, source: FeatureSource) -> Provenance:
+        """This provenance with the request's feature ``source``; cache or defaults degrade it."""
+        degraded = self.degraded or source in ("cache", "defaults")
+        return replace(self, feature_source=source, degraded=degraded)
 
     def headers(self) -> dict[str, str]:
         return {

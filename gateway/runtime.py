@@ -14,9 +14,13 @@ import orjson
 from gateway import __version__
 from gateway.contracts.card import ModelCard
 from gateway.contracts.oip import InferChecker
+from gateway.contracts.output_check import OutputChecker
 from gateway.contracts.outputs import ScoreReader
 from gateway.contracts.v1 import InstanceDecoder
 from gateway.errors import ModelNotFound
+from gateway.fallback.default import DefaultAnswer
+from gateway.fallback.onnx_model import FallbackModel
+from gateway.features.plan import FeaturePlan, compile_plan
 from gateway.settings.loader import LoadedConfig
 from gateway.upstream.client import Upstream
 
@@ -31,7 +35,13 @@ class ModelRuntime:
     checker: InferChecker
     decoder: InstanceDecoder
     scores: ScoreReader
+    outputs: OutputChecker
     metadata_body: bytes
+    # Set when the model's `source: feature` inputs come from the feature store.
+    features: FeaturePlan | None = None
+    # The ladder's in-process rungs, built once per config load (None: not configured).
+    fallback: FallbackModel | None = None
+    default: DefaultAnswer | None = None
 
     def check_version(self, version: str | None) -> None:
         if version is not None and version != self.card.version:
@@ -56,19 +66,50 @@ class Runtime:
 def build_runtime(config: LoadedConfig) -> Runtime:
     """Derive every request-time object from ``config``."""
     models = {}
+    store = config.settings.feature_store
     for name, settings in config.settings.models.items():
         card = config.cards[name]
+        plan = compile_plan(name, settings, card, store_configured=store is not None)
         models[name] = ModelRuntime(
             name=name,
             card=card,
             primary=Upstream.from_settings(settings.primary, default_model=name),
-            checker=InferChecker.compile(card, settings.max_batch_size),
-            decoder=InstanceDecoder.compile(card, settings.max_batch_size),
+            checker=InferChecker.compile(
+                card,
+                settings.max_batch_size,
+                settings.contract,
+                config.settings.server.max_json_depth,
+            ),
+            decoder=InstanceDecoder.compile(
+                card,
+                settings.max_batch_size,
+                store_features=plan is not None,
+                entity_key=plan.entity_key if plan else None,
+                contract=settings.contract,
+                max_json_depth=config.settings.server.max_json_depth,
+            ),
             scores=ScoreReader.compile(card),
+            outputs=OutputChecker.compile(card, settings.contract),
             metadata_body=_model_metadata(name, card),
+            features=plan,
+            fallback=_fallback(config, name),
+            default=(
+                DefaultAnswer.compile(card, settings.default_response.score)
+                if settings.default_response
+                else None
+            ),
         )
     server = orjson.dumps({"name": "gateway", "version": __version__, "extensions": []})
     return Runtime(config, MappingProxyType(models), server)
+
+
+def _fallback(config: LoadedConfig, name: str) -> FallbackModel | None:
+    """The fallback model's session, opened once; its artifact was verified at load."""
+    settings = config.settings.models[name].fallback
+    model_dir = config.fallback_dirs.get(name)
+    if settings is None or model_dir is None:
+        return None
+    return FallbackModel.load(model_dir, run_in_thread=settings.run_in_thread)
 
 
 def _model_metadata(name: str, card: ModelCard) -> bytes:

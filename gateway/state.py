@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from opentelemetry.trace import Tracer
 
 from gateway.dataplane import Predictor
+from gateway.errors import NotReady
+from gateway.features.enrichment import Enricher
 from gateway.runtime import Runtime
 from gateway.telemetry.metrics import GatewayMetrics
 
@@ -21,8 +23,17 @@ class AppState:
     metrics: GatewayMetrics
     clock: Callable[[], float]
     predictor: Predictor | None = None  # set once the lifespan has opened the HTTP session
+    # Set by the lifespan when a feature_store is configured.
+    enricher: Enricher | None = None
 
     def require_predictor(self) -> Predictor:
         if self.predictor is None:
             raise RuntimeError("the app is not started; run it under its lifespan")
         return self.predictor
+
+    def require_enricher(self) -> Enricher:
+        """The feature store's enricher; ``NotReady`` (503) when none was opened at startup."""
+        if self.enricher is None:
+            # The store session opens with the lifespan, for the config loaded at startup.
+            raise NotReady("the feature store is not open; it opens when the gateway starts")
+        return self.enricher

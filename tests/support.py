@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +89,20 @@ def wait_http_ok(url: str, timeout: float, process: subprocess.Popen[bytes] | No
 
 @contextlib.contextmanager
 def running(
-    command: list[str], health_url: str, timeout: float = 30.0
+    command: list[str],
+    health_url: str,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` until the block ends; yields once ``health_url`` answers 200."""
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=env,
+        cwd=cwd,
     )
     try:
         try:
@@ -153,11 +162,14 @@ models:
 class GatewayThread:
     """A real uvicorn server running the gateway app in a background thread."""
 
-    def __init__(self, config: LoadedConfig, exporter: InMemorySpanExporter) -> None:
+    def __init__(
+        self, config: LoadedConfig, exporter: InMemorySpanExporter, seams: Seams | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.exporter = exporter
-        app = create_app(config, Seams(span_exporter=exporter))
+        seams = replace(seams or Seams(), span_exporter=exporter)
+        self.app = app = create_app(config, seams)
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"

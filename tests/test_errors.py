@@ -17,6 +17,11 @@ from gateway import errors
         (errors.UpstreamUnavailable("up", "x"), 503, "upstream_unavailable"),
         (errors.UpstreamTimeout("up", "x"), 504, "upstream_timeout"),
         (errors.UpstreamBadResponse("up", "x"), 502, "upstream_bad_response"),
+        (errors.FeatureStoreUnavailable("fs", "x"), 503, "feature_store_unavailable"),
+        (errors.FeatureStoreTimeout("fs", "x"), 504, "feature_store_timeout"),
+        (errors.FeatureStoreBadResponse("fs", "x"), 502, "feature_store_bad_response"),
+        (errors.CircuitOpen("fs", 1.0), 503, "circuit_open"),
+        (errors.FeaturesUnavailable("x"), 503, "features_unavailable"),
     ],
 )
 def test_status_and_label(error: errors.GatewayError, status: int, label: str) -> None:

@@ -13,7 +13,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, InvalidInput, ModelNotFound, PayloadTooLarge, http_status
+from gateway.contracts.problems import ContractViolation, Problem
+from gateway.errors import GatewayError, ModelNotFound, PayloadTooLarge, http_status
 from gateway.errors import outcome as outcome_of
 from gateway.state import AppState
 from gateway.telemetry.tracing import traceparent
@@ -34,6 +35,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
+    retry_after = getattr(error, "retry_after_seconds", None)  # a shed request: when to retry
+    if retry_after is not None:
+        headers = {**(headers or {}), "retry-after": str(retry_after)}
     return json_response({"error": error.message}, http_status(error), headers)
 
 
@@ -56,7 +60,9 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"body: not valid JSON: {exc}") from exc
+        raise ContractViolation(
+            [Problem(f"body: not valid JSON: {exc} (rule: json)", "body", "json")]
+        ) from exc
 
 
 Handler = Callable[[Span], Awaitable[Response]]
@@ -82,6 +88,8 @@ async def traced_prediction(request: Request, api: str, route: str, handle: Hand
         result = outcome_of(exc)
         if isinstance(exc, ModelNotFound):
             model = "<unknown>"  # keeps label cardinality bounded by the config
+        elif isinstance(exc, ContractViolation | PayloadTooLarge):
+            _count_rejection(state, span, model, exc)
         response = error_response(exc)
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
@@ -99,3 +107,24 @@ async def traced_prediction(request: Request, api: str, route: str, handle: Hand
     span.end()
     state.metrics.observe_request(model, api, result, state.clock() - started)
     return response
+
+
+def _count_rejection(
+    state: AppState, span: Span, model: str, exc: ContractViolation | PayloadTooLarge
+) -> None:
+    """Count a refused request per (field, rule) and name the rules on the span."""
+    if isinstance(exc, PayloadTooLarge):
+        labels = [("body", "max_body_bytes")]
+    else:
+        runtime = state.runtime.models.get(model)
+        known = runtime.checker.fields if runtime is not None else frozenset()
+        if runtime is not None and runtime.card.entity_key:
+            known = known | {runtime.card.entity_key}
+        labels = exc.labels(known)
+    if model not in state.runtime.models:
+        model = "<unknown>"
+    for field, rule in labels:
+        state.metrics.count_rejection(model, field, rule)
+    if span.is_recording():
+        span.set_attribute("gateway.rejection.rules", sorted({rule for _, rule in labels}))
+        span.set_attribute("gateway.rejection.fields", sorted({field for field, _ in labels}))

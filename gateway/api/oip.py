@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from opentelemetry.trace import Span
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +18,11 @@ from gateway.api.common import (
     state_of,
     traced_prediction,
 )
+from gateway.dataplane import LadderRequest
 from gateway.errors import GatewayError
+from gateway.fallback.onnx_model import columns_from_v2
+from gateway.features.oip_entities import enrich_infer_request
+from gateway.resilience.deadline import client_timeout_ms
 from gateway.runtime import ModelRuntime
 from gateway.upstream.client import probe_ready
 
@@ -35,7 +40,7 @@ async def live(request: Request) -> Response:
 
 
 async def server_ready(request: Request) -> Response:
-    """Ready when every model's primary upstream is ready."""
+    """Ready when every model has a rung that can serve (see :func:`_model_ready`)."""
     state = state_of(request)
     models = list(state.runtime.models.values())
     ready = await asyncio.gather(*(_model_ready(request, m) for m in models))
@@ -68,10 +73,25 @@ async def infer(request: Request) -> Response:
         model = _model(request)
         body = await read_body(request, state.runtime.config.settings.server.max_body_bytes)
         doc = parse_json(body)
-        batch = model.checker.check(doc)
+        # Rows may name their entities in `parameters`; the store's tensors are then added.
+        enrichment = await enrich_infer_request(model, doc, state.require_enricher, span)
+        batch, relabelled = model.checker.check_converting(doc)
+        if relabelled or enrichment is not None:  # the tensors changed: serialize again
+            body = orjson.dumps(doc)
         if span.is_recording():
             span.set_attribute("gateway.batch_size", batch)
-        answer, provenance = await state.require_predictor().forward(model, body, span)
+        outputs = doc.get("outputs")
+        requested = tuple(o["name"] for o in outputs) if outputs else None
+        fallback = model.fallback
+        ladder_request = LadderRequest(
+            body,
+            batch,
+            lambda: columns_from_v2(doc, fallback.input_names) if fallback else {},
+            requested,
+            client_timeout_ms(request.headers, doc),
+            feature_source=enrichment.source if enrichment is not None else "none",
+        )
+        answer, provenance = await state.require_predictor().serve(model, ladder_request, span)
         answer["model_name"] = model.name
         if "id" in doc:
             answer["id"] = doc["id"]
@@ -92,6 +112,9 @@ def _model(request: Request) -> ModelRuntime:
 
 
 async def _model_ready(request: Request, model: ModelRuntime) -> bool:
+    """Ready while any rung can serve: an in-process rung always can, else the upstream."""
+    if model.fallback is not None or model.default is not None:
+        return True
     predictor = state_of(request).require_predictor()
     return await probe_ready(predictor.session, model.primary, READY_PROBE_SECONDS)
 

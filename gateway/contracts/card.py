@@ -63,6 +63,10 @@ class CardOutput(_Frozen):
     datatype: Datatype
     shape: tuple[int, ...]
     meaning: str = ""
+    # Every element is a probability in [0, 1]; the score output is one whenever it is FP.
+    probabilities: bool = False
+    # Each row (the last dimension) sums to 1, within 1e-3.
+    rows_sum_to_one: bool = False
 
 
 class ScoreSpec(_Frozen):

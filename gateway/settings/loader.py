@@ -7,7 +7,7 @@ names), or raises :class:`ConfigError` listing every problem with its key path, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -16,6 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.contracts.card import CardError, ModelCard, load_card
+from gateway.contracts.tightening import contract_problems
+from gateway.fallback.config_check import fallback_problems
+from gateway.features.plan import PlanError, compile_plan
 from gateway.settings.schema import GatewaySettings
 
 
@@ -46,6 +49,8 @@ class LoadedConfig:
     settings: GatewaySettings
     cards: MappingProxyType[str, ModelCard]
     model_dirs: MappingProxyType[str, Path]
+    # Verified fallback model directories, by served model name (see gateway.fallback).
+    fallback_dirs: MappingProxyType[str, Path] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def load_config(path: Path) -> LoadedConfig:
@@ -72,6 +77,7 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
     problems: list[ConfigProblem] = []
     cards: dict[str, ModelCard] = {}
     dirs: dict[str, Path] = {}
+    fallback_dirs: dict[str, Path] = {}
     for name, model in settings.models.items():
         model_dir = (path.parent / model.card).resolve()
         try:
@@ -94,9 +100,31 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
             )
         cards[name] = card
         dirs[name] = model_dir
+        problems.extend(
+            ConfigProblem(f"models.{name}.contract.{where}", message)
+            for where, message in contract_problems(card, model.contract)
+        )
+        try:
+            compile_plan(name, model, card, store_configured=settings.feature_store is not None)
+        except PlanError as exc:
+            problems.extend(ConfigProblem(where, message) for where, message in exc.problems)
+        if model.fallback is not None:
+            found, fallback_dir = fallback_problems(model.fallback, card, path.parent)
+            problems.extend(
+                ConfigProblem(f"models.{name}.fallback.{where}", message)
+                for where, message in found
+            )
+            if fallback_dir is not None:
+                fallback_dirs[name] = fallback_dir
     if problems:
         raise ConfigError(source, problems)
-    return LoadedConfig(path, settings, MappingProxyType(cards), MappingProxyType(dirs))
+    return LoadedConfig(
+        path,
+        settings,
+        MappingProxyType(cards),
+        MappingProxyType(dirs),
+        MappingProxyType(fallback_dirs),
+    )
 
 
 def _parse_yaml(text: str, source: str) -> Any:

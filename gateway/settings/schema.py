@@ -11,6 +11,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.settings.resilience import (
+    BulkheadSettings,
+    DefaultResponseSettings,
+    FallbackSettings,
+    RetrySettings,
+    TimeoutSettings,
+    UpstreamBreakerSettings,
+)
+
 Exporter = Literal["otlp", "console", "none"]
 
 
@@ -23,6 +32,8 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     graceful_shutdown_seconds: float = Field(default=10.0, gt=0)
+    # Deepest JSON nesting accepted in a prediction body (a v2 body's tensors need 4 + rank).
+    max_json_depth: int = Field(default=32, ge=8, le=128)
 
 
 class TelemetrySettings(_Section):
@@ -44,6 +55,9 @@ class UpstreamSettings(_Section):
     model_name: str | None = None
     model_version: str | None = None
     timeout_ms: int = Field(default=1000, ge=1, le=600_000)
+    # More base URLs serving the same model; a retry goes to the next replica. Each has
+    # its own breaker, named `<name>#2`, `<name>#3`, ... (docs/resilience.md).
+    replicas: tuple[str, ...] = ()
 
     @field_validator("url")
     @classmethod
@@ -55,18 +69,27 @@ class UpstreamSettings(_Section):
             raise ValueError("must not have a query or fragment")
         return value.rstrip("/")
 
+    @field_validator("replicas")
+    @classmethod
+    def _replica_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(cls._http_url(url) for url in value)
+
 
 class CanarySettings(UpstreamSettings):
+    # Percent of traffic (fractions allowed, e.g. 0.5), assigned sticky by the model's key.
     weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
-    @field_validator("weight")
-    @classmethod
-    def _routing_not_built(cls, value: float) -> float:
-        # Declared so the demo stack can name its canary; until weighted routing exists a
-        # non-zero weight would silently send nothing to the canary, so refuse it.
-        if value != 0:
-            raise ValueError("canary routing is not available in this version; weight must be 0")
-        return value
+
+class RoutingSettings(_Section):
+    """How a request's canary cohort is chosen; see gateway/routing/sticky.py."""
+
+    # The v1 field, v2 request parameter or v2 input (first element) whose value keeps a
+    # caller on one variant; default: the card's entity key (customer_id in the demo).
+    sticky_key: str | None = None
+    # A header that carries the key instead (checked first when set).
+    sticky_header: str | None = None
+    # Honour `x-gateway-variant: primary|canary` from clients (tests, debugging).
+    allow_variant_override: bool = False
 
 
 class ShadowSettings(UpstreamSettings):
@@ -82,6 +105,129 @@ class ShadowSettings(UpstreamSettings):
         return value
 
 
+class BoundsSettings(_Section):
+    """An allowed value range; an omitted side is unbounded."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoundsSettings:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class ConstantOutputSettings(_Section):
+    """Flag a model whose recent answers are identical across many distinct inputs."""
+
+    enabled: bool = False
+    # Answers compared: the last `window` rows answered for distinct input rows.
+    window: int = Field(default=200, ge=2, le=100_000)
+    # When true a constant model's answers are refused (502) instead of only flagged.
+    reject: bool = False
+
+
+class ContractSettings(_Section):
+    """Tightens (or relaxes) the contract compiled from the model card; see docs/contracts.md."""
+
+    # Training ranges are widened by this fraction of their span on each side (never across
+    # zero when the training minimum is >= 0); `ranges` below replaces a field's range.
+    range_margin: float = Field(default=0.5, ge=0.0, le=100.0)
+    ranges: dict[str, BoundsSettings] = Field(default_factory=dict)
+    categories: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # NaN (JSON null in a float tensor) passes the gateway only when allowed.
+    allow_nan: bool = False
+    # Fields whose value may be null: v1 imputes the card's default, v2 forwards the null.
+    nullable: tuple[str, ...] = ()
+    unknown_fields: Literal["reject", "ignore"] = "reject"
+    max_string_length: int = Field(default=256, ge=1, le=1_000_000)
+    # strict: the tensor's datatype must be the model's; safe: a narrower integer or float
+    # type that converts exactly (INT32 -> INT64, FP32 -> FP64, INT16 -> FP32, ...) is
+    # relabelled to the model's datatype before forwarding.
+    datatype_conversion: Literal["strict", "safe"] = "strict"
+    # Per output name: allowed values of every element of that output's tensor.
+    output_ranges: dict[str, BoundsSettings] = Field(default_factory=dict)
+    constant_output: ConstantOutputSettings = ConstantOutputSettings()
+
+
+class BreakerSettings(_Section):
+    """A circuit breaker: opens after ``fail_max`` consecutive failures, tries again later."""
+
+    fail_max: int = Field(default=5, ge=1)
+    reset_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Trial calls let through at once while half-open; the others are refused.
+    half_open_max_calls: int = Field(default=1, ge=1)
+
+
+class FeatureCacheSettings(_Section):
+    """The last-known-good feature cache (one entry per entity and feature)."""
+
+    max_entries: int = Field(default=100_000, ge=1)
+
+
+class FeatureStoreSettings(_Section):
+    """The Feast feature server the v1 API (and v2 with entity parameters) enriches from."""
+
+    url: str
+    timeout_ms: int = Field(default=200, ge=1, le=60_000)
+    breaker: BreakerSettings = BreakerSettings()
+    cache: FeatureCacheSettings = FeatureCacheSettings()
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+
+OnMissing = Literal["defaults", "unavailable"]
+
+
+class ModelFeatureSettings(_Section):
+    """How one model's ``source: feature`` inputs are fetched and judged.
+
+    Keys of ``max_age_overrides`` name an input (``txn_count_7d``), a feature ref
+    (``customer_stats:txn_count_7d``) or a feature view (``customer_stats``); the most
+    specific wins. ``feature_refs`` maps an input name to the ref fetched for it instead
+    of the card's ``feature_ref``.
+    """
+
+    # Default: on when a feature_store is configured.
+    enabled: bool | None = None
+    entity_key: str | None = None  # default: the card's entity_key
+    feature_refs: dict[str, str] = Field(default_factory=dict)
+    max_age_seconds: float = Field(default=86_400.0, gt=0)
+    max_age_overrides: dict[str, float] = Field(default_factory=dict)
+    # A value with no live or fresh cached copy: `defaults` uses the card's default (its
+    # training median or mode) where the card has one; `unavailable` never does.
+    on_missing: OnMissing = "defaults"
+    # Inputs never replaced by their default, whatever on_missing says.
+    no_defaults: tuple[str, ...] = ()
+
+    @field_validator("max_age_overrides")
+    @classmethod
+    def _positive_ages(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, age in value.items() if age <= 0)
+        if bad:
+            raise ValueError(f"max ages must be greater than 0: {bad}")
+        return value
+
+    @field_validator("feature_refs")
+    @classmethod
+    def _refs(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(
+            ref for ref in value.values() if ref.count(":") != 1 or ":" in (ref[0], ref[-1])
+        )
+        if bad:
+            raise ValueError(f"feature refs must look like 'view:feature': {bad}")
+        return value
+
+
 class ModelSettings(_Section):
     """One model the gateway serves under its own name."""
 
@@ -91,6 +237,16 @@ class ModelSettings(_Section):
     canary: CanarySettings | None = None
     shadows: tuple[ShadowSettings, ...] = ()
     max_batch_size: int = Field(default=256, ge=1)
+    routing: RoutingSettings = RoutingSettings()
+    contract: ContractSettings = ContractSettings()
+    features: ModelFeatureSettings = ModelFeatureSettings()
+    # The degradation ladder (gateway/settings/resilience.py, docs/resilience.md).
+    breaker: UpstreamBreakerSettings = UpstreamBreakerSettings()
+    timeouts: TimeoutSettings = TimeoutSettings()
+    retries: RetrySettings = RetrySettings()
+    bulkhead: BulkheadSettings = BulkheadSettings()
+    fallback: FallbackSettings | None = None
+    default_response: DefaultResponseSettings | None = None
 
     @model_validator(mode="after")
     def _unique_upstream_names(self) -> ModelSettings:
@@ -109,6 +265,7 @@ class GatewaySettings(_Section):
 
     server: ServerSettings = ServerSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    feature_store: FeatureStoreSettings | None = None
     models: dict[str, ModelSettings] = Field(min_length=1)
 
     @field_validator("models")

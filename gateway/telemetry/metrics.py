@@ -74,6 +74,22 @@ class GatewayMetrics:
         )
         self._requests: dict[tuple[str, str, str], _Bound] = {}
         self._upstreams: dict[tuple[str, str, str], _Bound] = {}
+        # Labels are bounded: the field is one of the model's inputs or a fixed request part
+        # (see gateway.contracts.problems), the rule one of its RULES.
+        self.rejections = Counter(
+            "gateway_rejections",
+            "Requests refused by the input contract, by model, field and rule broken.",
+            ["model", "field", "rule"],
+            registry=self.registry,
+        )
+        self.output_violations = Counter(
+            "gateway_output_violations",
+            "Upstream answers breaking the output contract, by model, upstream and rule.",
+            ["model", "upstream", "rule"],
+            registry=self.registry,
+        )
+        self._rejections: dict[tuple[str, str, str], Counter] = {}
+        self._output_violations: dict[tuple[str, str, str], Counter] = {}
 
     def observe_request(self, model: str, api: Api, outcome: str, seconds: float) -> None:
         key = (model, api, outcome)
@@ -94,3 +110,17 @@ class GatewayMetrics:
             )
         bound.count.inc()
         bound.duration.observe(seconds)
+
+    def count_rejection(self, model: str, field: str, rule: str) -> None:
+        key = (model, field, rule)
+        child = self._rejections.get(key)
+        if child is None:
+            child = self._rejections[key] = self.rejections.labels(*key)
+        child.inc()
+
+    def count_output_violation(self, model: str, upstream: str, rule: str) -> None:
+        key = (model, upstream, rule)
+        child = self._output_violations.get(key)
+        if child is None:
+            child = self._output_violations[key] = self.output_violations.labels(*key)
+        child.inc()

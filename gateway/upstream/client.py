@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from gateway.errors import InvalidInput, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import InvalidInput, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
 from gateway.settings.schema import UpstreamSettings
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
@@ -52,6 +52,19 @@ class Upstream:
             timeout=aiohttp.ClientTimeout(total=settings.timeout_ms / 1000),
         )
 
+    @classmethod
+    def endpoints_from_settings(
+        cls, settings: UpstreamSettings, default_model: str
+    ) -> tuple[Upstream, ...]:
+        """The upstream at ``url`` and one per replica URL, named ``<name>#2``, ``#3``, ..."""
+        first = cls.from_settings(settings, default_model)
+        path = first.infer_url.removeprefix(first.base_url)
+        replicas = tuple(
+            cls(f"{settings.name}#{i}", url, f"{url}{path}", first.timeout)
+            for i, url in enumerate(settings.replicas, start=2)
+        )
+        return (first, *replicas)
+
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -61,23 +74,30 @@ async def post_infer(
     upstream: Upstream,
     body: bytes,
     headers: Mapping[str, str] | None = None,
+    timeout_seconds: float | None = None,
 ) -> bytes:
     """POST an OIP infer ``body`` to ``upstream``; return the 200 answer's bytes.
 
     Raises ``UpstreamUnavailable`` (connection failed), ``UpstreamTimeout``,
     ``UpstreamBadResponse`` (5xx or unexpected status) or ``InvalidInput`` when the
     model server refused the request as invalid (400/422), with its message.
+    ``timeout_seconds`` replaces the upstream's configured one for this call.
     """
+    client_timeout = (
+        upstream.timeout
+        if timeout_seconds is None
+        else aiohttp.ClientTimeout(total=timeout_seconds)
+    )
     send_headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
     try:
         async with session.post(
-            upstream.infer_url, data=body, headers=send_headers, timeout=upstream.timeout
+            upstream.infer_url, data=body, headers=send_headers, timeout=client_timeout
         ) as response:
             payload = await response.read()
             status = response.status
     except TimeoutError as exc:
         raise UpstreamTimeout(
-            upstream.name, f"no answer within {upstream.timeout.total:g} s"
+            upstream.name, f"no answer within {client_timeout.total:g} s"
         ) from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise UpstreamUnavailable(upstream.name, _describe(exc)) from exc
@@ -86,7 +106,7 @@ async def post_infer(
     message = _error_message(payload)
     if status in (400, 422):
         raise InvalidInput(f"model server {upstream.name!r} refused the request: {message}")
-    raise UpstreamBadResponse(upstream.name, f"HTTP {status}: {message}")
+    raise UpstreamStatusError(upstream.name, status, message)
 
 
 def _describe(exc: BaseException) -> str:

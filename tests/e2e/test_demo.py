@@ -66,12 +66,14 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert v2.json()["id"] == "d-1"
         assert v2.headers["x-gateway-served-by"] == "fraud-v1"
 
+        # Features come from the demo's Feast; the client sends the key and request fields.
         instance = {"customer_id": "c-0042", "amount": 120.5, "merchant_category": "grocery",
-                    "hour": 14, "is_foreign": False, "avg_amount_30d": 80.0, "txn_count_7d": 5,
-                    "chargeback_rate_90d": 0.0, "account_age_days": 700}  # fmt: skip
+                    "hour": 14, "is_foreign": False}  # fmt: skip
         v1 = httpx.post(f"{base}/v1/models/fraud:predict", json={"instances": [instance]})
         assert v1.status_code == 200, v1.text
         assert 0.0 <= v1.json()["predictions"][0]["score"] <= 1.0
+        assert v1.headers["x-gateway-feature-source"] == "live"
+        assert v1.json()["provenance"]["features"][0]["feature_source"] == "live"
         for port in MODEL_PORTS.values():
             assert httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200
         feast = httpx.post(
