@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -23,16 +25,20 @@ from gateway.dataplane import Predictor
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
 from gateway.features.feast_client import FeastClient
+from gateway.reconfigure import apply_config
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.resilience.guards import build_guards
+from gateway.routing.shadow import ShadowDispatcher
 from gateway.runtime import build_runtime
 from gateway.settings.loader import LoadedConfig
+from gateway.settings.reload import ConfigReloader
 from gateway.state import AppState
 from gateway.telemetry.feature_metrics import FeatureMetrics
 from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.telemetry.tracing import build_tracer_provider
-from gateway.upstream.client import SessionFactory, default_session
+from gateway.telemetry.traffic_metrics import register_traffic_metrics
+from gateway.upstream.client import SessionFactory, default_session, post_infer
 
 log = logging.getLogger("gateway.app")
 
@@ -100,6 +106,21 @@ def build_enricher(
     )
 
 
+def _on_sighup(reloader: ConfigReloader) -> bool:
+    """Reload on SIGHUP; only possible in the main thread (not when a test runs the app)."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.reload("signal")))
+    except (ValueError, RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+def _forget_sighup(installed: bool) -> None:
+    if installed:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+
 def create_app(config: LoadedConfig, seams: Seams | None = None) -> Starlette:
     """Build the gateway for ``config``; resources open and close with the lifespan."""
     seams = seams or Seams()
@@ -119,6 +140,18 @@ def create_app(config: LoadedConfig, seams: Seams | None = None) -> Starlette:
     ladder_metrics = LadderMetrics(state.metrics.registry)
     guards = build_guards(config, seams.breaker_clock, ladder_metrics)
 
+    def apply(new_config: LoadedConfig) -> None:
+        apply_config(state, new_config, seams.breaker_clock, ladder_metrics)
+
+    register_traffic_metrics(state)
+    reload_settings = config.settings.server.reload
+    reloader = ConfigReloader(
+        config.source,
+        apply,
+        interval=reload_settings.interval_ms / 1000,
+        on_result=state.metrics.count_reload,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         session = seams.session_factory()
@@ -129,11 +162,27 @@ def create_app(config: LoadedConfig, seams: Seams | None = None) -> Starlette:
         store_session = seams.session_factory() if feature_metrics else None
         if store_session is not None and feature_metrics is not None:
             state.enricher = build_enricher(config, store_session, state, feature_metrics, seams)
+        queue = config.settings.server.shadow_queue
+        state.shadows = ShadowDispatcher(
+            lambda upstream, body: post_infer(session, upstream, body),
+            queue_size=queue.max_queue,
+            concurrency=queue.concurrency,
+        )
+        state.shadows.start()
+        state.reloader = reloader
+        hangup = _on_sighup(reloader)
         try:
-            yield
+            if reload_settings.watch:
+                async with reloader.running():
+                    yield
+            else:
+                yield
         finally:
+            _forget_sighup(hangup)
+            await state.shadows.stop()
             state.predictor = None
             state.enricher = None
+            state.shadows = None
             await session.close()
             if store_session is not None:
                 await store_session.close()

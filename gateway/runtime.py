@@ -21,6 +21,10 @@ from gateway.errors import ModelNotFound
 from gateway.fallback.default import DefaultAnswer
 from gateway.fallback.onnx_model import FallbackModel
 from gateway.features.plan import FeaturePlan, compile_plan
+from gateway.resilience.breaker import CircuitBreaker
+from gateway.routing.comparison import PairedComparison
+from gateway.routing.router import Router
+from gateway.routing.shadow import ShadowCounts, ShadowTarget
 from gateway.settings.loader import LoadedConfig
 from gateway.upstream.client import Upstream
 
@@ -37,11 +41,15 @@ class ModelRuntime:
     scores: ScoreReader
     outputs: OutputChecker
     metadata_body: bytes
+    # Which variant (primary or canary) serves a request.
+    router: Router
     # Set when the model's `source: feature` inputs come from the feature store.
     features: FeaturePlan | None = None
     # The ladder's in-process rungs, built once per config load (None: not configured).
     fallback: FallbackModel | None = None
     default: DefaultAnswer | None = None
+    # The shadows that get sampled copies of served requests.
+    shadows: tuple[ShadowTarget, ...] = ()
 
     def check_version(self, version: str | None) -> None:
         if version is not None and version != self.card.version:
@@ -63,8 +71,12 @@ class Runtime:
         return runtime
 
 
-def build_runtime(config: LoadedConfig) -> Runtime:
-    """Derive every request-time object from ``config``."""
+def build_runtime(config: LoadedConfig, previous: Runtime | None = None) -> Runtime:
+    """Derive every request-time object from ``config``.
+
+    With ``previous`` (a reload), a shadow that keeps its name and URL keeps its running
+    comparison and counters.
+    """
     models = {}
     store = config.settings.feature_store
     for name, settings in config.settings.models.items():
@@ -98,9 +110,41 @@ def build_runtime(config: LoadedConfig) -> Runtime:
                 if settings.default_response
                 else None
             ),
+            router=Router.compile(name, settings, card.entity_key),
+            shadows=_shadows(name, config, card, previous),
         )
     server = orjson.dumps({"name": "gateway", "version": __version__, "extensions": []})
     return Runtime(config, MappingProxyType(models), server)
+
+
+def _shadows(
+    name: str, config: LoadedConfig, card: ModelCard, previous: Runtime | None
+) -> tuple[ShadowTarget, ...]:
+    old = {
+        (t.upstream.name, t.upstream.infer_url): t
+        for t in (previous.models[name].shadows if previous and name in previous.models else ())
+    }
+    targets = []
+    for shadow in config.settings.models[name].shadows:
+        upstream = Upstream.from_settings(shadow, default_model=name)
+        kept = old.get((upstream.name, upstream.infer_url))
+        targets.append(
+            ShadowTarget(
+                name,
+                upstream,
+                shadow.sample_percent,
+                ScoreReader.compile(card),
+                kept.comparison if kept else PairedComparison(threshold=card.score.threshold),
+                kept.counts if kept else ShadowCounts(),
+                kept.breaker if kept else _shadow_breaker(name, shadow.name),
+            )
+        )
+    return tuple(targets)
+
+
+def _shadow_breaker(model: str, shadow: str) -> CircuitBreaker:
+    # Shadows never serve clients, so a plain consecutive-failure rule is enough.
+    return CircuitBreaker(f"{model}/{shadow}", fail_max=5, reset_timeout=10.0)
 
 
 def _fallback(config: LoadedConfig, name: str) -> FallbackModel | None:

@@ -10,7 +10,9 @@ from opentelemetry.trace import Tracer
 from gateway.dataplane import Predictor
 from gateway.errors import NotReady
 from gateway.features.enrichment import Enricher
+from gateway.routing.shadow import ShadowDispatcher
 from gateway.runtime import Runtime
+from gateway.settings.reload import ConfigReloader
 from gateway.telemetry.metrics import GatewayMetrics
 
 
@@ -25,6 +27,10 @@ class AppState:
     predictor: Predictor | None = None  # set once the lifespan has opened the HTTP session
     # Set by the lifespan when a feature_store is configured.
     enricher: Enricher | None = None
+    # Sends sampled copies to shadow upstreams; set by the lifespan.
+    shadows: ShadowDispatcher | None = None
+    # Watches and reloads the config file; set by the lifespan.
+    reloader: ConfigReloader | None = None
 
     def require_predictor(self) -> Predictor:
         if self.predictor is None:

@@ -1,4 +1,7 @@
-"""``GET /admin/status``: why each model is (or is not) degraded, behind a bearer token.
+"""The admin API, behind a bearer token: ``GET /admin/status``, ``POST /admin/reload``.
+
+Status shows why each model is (or is not) degraded, its routing and its shadows'
+paired comparison, and the config's reload state.
 
 The token comes from ``GATEWAY_ADMIN_TOKEN`` when the app is built and is compared in
 constant time. Without it the admin API is off: every ``/admin`` request gets 403 and the
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -20,6 +24,7 @@ from gateway.runtime import ModelRuntime
 
 log = logging.getLogger("gateway.admin")
 TOKEN_VARIABLE = "GATEWAY_ADMIN_TOKEN"
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _authorized(request: Request, token: bytes) -> bool:
@@ -74,17 +79,24 @@ def routes(token: str | None) -> list[Route]:
         log.warning("%s is not set: the admin API is disabled", TOKEN_VARIABLE)
     secret = token.encode() if token else b""
 
+    def guarded(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if not secret:
+                return json_response(
+                    {"error": f"the admin API is disabled; set {TOKEN_VARIABLE} to enable it"},
+                    403,
+                )
+            if not _authorized(request, secret):
+                return json_response(
+                    {"error": "a valid bearer token is required"},
+                    401,
+                    {"www-authenticate": 'Bearer realm="gateway-admin"'},
+                )
+            return await handler(request)
+
+        return endpoint
+
     async def status(request: Request) -> Response:
-        if not secret:
-            return json_response(
-                {"error": f"the admin API is disabled; set {TOKEN_VARIABLE} to enable it"}, 403
-            )
-        if not _authorized(request, secret):
-            return json_response(
-                {"error": "a valid bearer token is required"},
-                401,
-                {"www-authenticate": 'Bearer realm="gateway-admin"'},
-            )
         state = state_of(request)
         guards = state.predictor.guards if state.predictor is not None else {}
         models = {}
@@ -96,7 +108,38 @@ def routes(token: str | None) -> list[Route]:
                 model,
                 primary.status() if primary else None,
                 canary.status() if canary else None,
-            )
-        return json_response({"models": models})
+            ) | {"routing": _routing(model), "shadows": [t.as_dict() for t in model.shadows]}
+        reload = state.reloader.status.as_dict() if state.reloader else None
+        return json_response(
+            {
+                "config": {"path": str(state.runtime.config.source), "reload": reload},
+                "models": models,
+            }
+        )
 
-    return [Route("/admin/status", status, methods=["GET"])]
+    async def reload(request: Request) -> Response:
+        """Load the config file now; 200 when applied, 422 with every problem when refused."""
+        reloader = state_of(request).reloader
+        if reloader is None:
+            return json_response({"error": "the gateway is not started"}, 503)
+        applied = await reloader.reload("admin")
+        return json_response(
+            {"applied": applied, "reload": reloader.status.as_dict()}, 200 if applied else 422
+        )
+
+    return [
+        Route("/admin/status", guarded(status), methods=["GET"]),
+        Route("/admin/reload", guarded(reload), methods=["POST"]),
+    ]
+
+
+def _routing(model: ModelRuntime) -> dict[str, Any]:
+    router = model.router
+    return {
+        "primary": router.primary.name,
+        "canary": router.canary.name if router.canary else None,
+        "canary_weight_percent": router.split.weight if router.canary else 0.0,
+        "sticky_key": router.sticky_key,
+        "sticky_header": router.sticky_header,
+        "variant_override": router.allow_override,
+    }

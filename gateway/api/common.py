@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from opentelemetry.context import Context
@@ -18,6 +18,12 @@ from gateway.errors import GatewayError, ModelNotFound, PayloadTooLarge, http_st
 from gateway.errors import outcome as outcome_of
 from gateway.state import AppState
 from gateway.telemetry.tracing import traceparent
+
+if TYPE_CHECKING:
+    from gateway.provenance import Provenance
+    from gateway.routing.sticky import Variant
+    from gateway.runtime import ModelRuntime
+    from gateway.upstream.client import Upstream
 
 log = logging.getLogger("gateway.api")
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -128,3 +134,29 @@ def _count_rejection(
     if span.is_recording():
         span.set_attribute("gateway.rejection.rules", sorted({rule for _, rule in labels}))
         span.set_attribute("gateway.rejection.fields", sorted({field for field, _ in labels}))
+
+
+def choose_variant(
+    model: ModelRuntime, request: Request, doc: Any, api: str
+) -> tuple[Variant, Upstream]:
+    """The model's router's choice; the primary, reading nothing, when no canary is weighted."""
+    router = model.router
+    if not router.splits:
+        return "primary", model.primary
+    key = router.v1_key(doc) if api == "v1" else router.v2_key(doc)
+    return router.route(request.headers, key)
+
+
+def offer_shadows(
+    state: AppState,
+    model: ModelRuntime,
+    provenance: Provenance,
+    body: bytes,
+    predictions: list[dict[str, Any]],
+    batch: int,
+) -> None:
+    """Queue sampled copies of a request an upstream served; never waits, never fails."""
+    dispatcher = state.shadows
+    if dispatcher is None or not model.shadows or provenance.variant not in ("primary", "canary"):
+        return
+    dispatcher.offer(model.shadows, body, [p["score"] for p in predictions], batch)

@@ -11,8 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.common import (
+    choose_variant,
     error_response,
     json_response,
+    offer_shadows,
     parse_json,
     read_body,
     state_of,
@@ -70,6 +72,7 @@ async def model_ready(request: Request) -> Response:
 async def infer(request: Request) -> Response:
     async def handle(span: Span) -> Response:
         state = state_of(request)
+        started = state.clock()
         model = _model(request)
         body = await read_body(request, state.runtime.config.settings.server.max_body_bytes)
         doc = parse_json(body)
@@ -91,7 +94,22 @@ async def infer(request: Request) -> Response:
             client_timeout_ms(request.headers, doc),
             feature_source=enrichment.source if enrichment is not None else "none",
         )
-        answer, provenance = await state.require_predictor().serve(model, ladder_request, span)
+        variant, upstream = choose_variant(model, request, doc, "v2")
+        answer, provenance = await state.require_predictor().serve(
+            model, ladder_request, span, upstream=upstream, variant=variant
+        )
+        try:
+            predictions = model.scores.predictions(provenance.served_by, answer, batch)
+        except GatewayError:  # the client asked for outputs without the score
+            predictions = []
+        state.metrics.observe_served(
+            model.name,
+            provenance.variant,
+            state.clock() - started,
+            [p["score"] for p in predictions],
+        )
+        if predictions:
+            offer_shadows(state, model, provenance, body, predictions, batch)
         answer["model_name"] = model.name
         if "id" in doc:
             answer["id"] = doc["id"]

@@ -98,6 +98,14 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
                           "401": _error("missing or wrong bearer token"),
                           "403": _error("the admin API is disabled (no GATEWAY_ADMIN_TOKEN)")},
         }},
+        "/admin/reload": {"post": {
+            "summary": "load the config file now; the running config stays when it is refused",
+            "security": [{"bearer": []}],
+            "responses": {"200": _ok({"type": "object"}),
+                          "401": _error("missing or wrong bearer token"),
+                          "403": _error("the admin API is disabled (no GATEWAY_ADMIN_TOKEN)"),
+                          "422": _ok({"type": "object"})},
+        }},
     }  # fmt: skip
     return {
         "openapi": "3.0.3",

@@ -19,7 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api.common import json_response, parse_json, read_body, state_of, traced_prediction
+from gateway.api.common import (
+    choose_variant,
+    json_response,
+    offer_shadows,
+    parse_json,
+    read_body,
+    state_of,
+    traced_prediction,
+)
 from gateway.dataplane import LadderRequest
 from gateway.errors import FeaturesUnavailable
 from gateway.resilience.deadline import client_timeout_ms
@@ -28,9 +36,12 @@ from gateway.resilience.deadline import client_timeout_ms
 async def predict(request: Request) -> Response:
     async def handle(span: Span) -> Response:
         state = state_of(request)
+        started = state.clock()
         model = state.runtime.model(request.path_params["model"])
         body = await read_body(request, state.runtime.config.settings.server.max_body_bytes)
-        decoded = model.decoder.decode_instances(parse_json(body))
+        doc = parse_json(body)
+        decoded = model.decoder.decode_instances(doc)
+        variant, upstream = choose_variant(model, request, doc, "v1")
         batch = decoded.batch
         if span.is_recording():
             span.set_attribute("gateway.batch_size", batch)
@@ -60,8 +71,18 @@ async def predict(request: Request) -> Response:
             skip_reason=skip_reason,
             feature_source=enrichment.source if enrichment is not None else "none",
         )
-        answer, provenance = await state.require_predictor().serve(model, ladder_request, span)
+        answer, provenance = await state.require_predictor().serve(
+            model, ladder_request, span, upstream=upstream, variant=variant
+        )
         predictions = model.scores.predictions(provenance.served_by, answer, batch)
+        state.metrics.observe_served(
+            model.name,
+            provenance.variant,
+            state.clock() - started,
+            [p["score"] for p in predictions],
+        )
+        if upstream_body is not None:
+            offer_shadows(state, model, provenance, upstream_body, predictions, batch)
         provenance_body = provenance.v1_body()
         if enrichment is not None and provenance.variant in ("primary", "canary"):
             provenance_body["features"] = [i.body() for i in enrichment.instances]

@@ -64,9 +64,15 @@ def _children(workdir: Path, host: str, config: Path) -> list[Child]:
              "--host", host, "--port", str(GATEWAY_PORT)],
             f"http://{host}:{GATEWAY_PORT}/v2/health/ready",
             logs / "gateway.log",
+            env={**os.environ, "GATEWAY_ADMIN_TOKEN": admin_token()},
         )
     )  # fmt: skip
     return children
+
+
+def admin_token() -> str:
+    """The demo gateway's admin token: ``$GATEWAY_ADMIN_TOKEN``, else a fixed demo value."""
+    return os.environ.get("GATEWAY_ADMIN_TOKEN") or "demo-admin-token"
 
 
 def _v2_sample() -> str:
@@ -89,7 +95,9 @@ The demo stack is up. Try:
   curl -si {base}/v2/models/fraud/infer -H 'content-type: application/json' -d @- <<'JSON'
 {_v2_sample()}
 JSON
-  curl -s {base}/metrics | grep gateway_requests
+  curl -s {base}/metrics | grep -E 'gateway_(requests|served_by|shadow)'
+  curl -s {base}/admin/status -H 'Authorization: Bearer {admin_token()}'
+  gateway rollout set-weight fraud 10      # then watch x-gateway-variant; rollback to undo
 
 Logs are in the work folder's logs/. Ctrl-C (or SIGTERM) stops everything.
 """

@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.contracts.outputs import ScoreReader, parse_answer
 from gateway.errors import GatewayError
+from gateway.resilience.breaker import CircuitBreaker
 from gateway.routing.comparison import PairedComparison
 from gateway.upstream.client import Upstream
 
@@ -29,9 +30,10 @@ Send = Callable[[Upstream, bytes], Awaitable[bytes]]
 @dataclass
 class ShadowCounts:
     sent: int = 0
-    dropped: int = 0
+    dropped: int = 0  # the queue was full
     failed: int = 0
     compared: int = 0
+    skipped_open: int = 0  # the shadow's breaker was open
 
 
 @dataclass
@@ -44,6 +46,8 @@ class ShadowTarget:
     scores: ScoreReader
     comparison: PairedComparison = field(default_factory=PairedComparison)
     counts: ShadowCounts = field(default_factory=ShadowCounts)
+    # Its own breaker: a failing shadow stops being called, and costs nothing.
+    breaker: CircuitBreaker | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +56,8 @@ class ShadowTarget:
             "sent": self.counts.sent,
             "dropped": self.counts.dropped,
             "failed": self.counts.failed,
+            "skipped_breaker_open": self.counts.skipped_open,
+            "breaker": self.breaker.state if self.breaker else None,
             "comparison": self.comparison.as_dict(),
         }
 
@@ -103,19 +109,21 @@ class ShadowDispatcher:
 
     async def _shadow(self, job: _Job) -> None:
         target = job.target
+        breaker = target.breaker
+        if breaker is not None and not breaker.allows_call():
+            target.counts.skipped_open += 1
+            return
         target.counts.sent += 1
+        name = target.upstream.name
         try:
-            payload = await self._send(target.upstream, job.body)
-            answer = parse_answer(target.upstream.name, payload)
-            shadow = [
-                p["score"]
-                for p in target.scores.predictions(target.upstream.name, answer, job.batch)
-            ]
+            with breaker.calling() if breaker is not None else contextlib.nullcontext():
+                answer = parse_answer(name, await self._send(target.upstream, job.body))
+                shadow = [p["score"] for p in target.scores.predictions(name, answer, job.batch)]
             target.comparison.add(job.served, shadow)
             target.counts.compared += 1
         except (GatewayError, ValueError) as exc:
             target.counts.failed += 1
-            log.debug("shadow %s failed: %s", target.upstream.name, exc)
+            log.debug("shadow %s failed: %s", name, exc)
 
     def start(self) -> None:
         self._workers = [

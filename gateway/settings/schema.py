@@ -27,6 +27,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ReloadSettings(_Section):
+    """Live reload of this file: watched by polling, and on SIGHUP or POST /admin/reload."""
+
+    watch: bool = True
+    interval_ms: int = Field(default=1000, ge=50, le=60_000)
+
+
+class ShadowQueueSettings(_Section):
+    """Shadow copies wait in one bounded queue; when it is full they are dropped and counted."""
+
+    max_queue: int = Field(default=256, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=256)
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -34,6 +48,8 @@ class ServerSettings(_Section):
     graceful_shutdown_seconds: float = Field(default=10.0, gt=0)
     # Deepest JSON nesting accepted in a prediction body (a v2 body's tensors need 4 + rank).
     max_json_depth: int = Field(default=32, ge=8, le=128)
+    reload: ReloadSettings = ReloadSettings()
+    shadow_queue: ShadowQueueSettings = ShadowQueueSettings()
 
 
 class TelemetrySettings(_Section):
@@ -93,16 +109,8 @@ class RoutingSettings(_Section):
 
 
 class ShadowSettings(UpstreamSettings):
+    # Percent of served requests copied to this shadow, off the response path.
     sample_percent: float = Field(default=0.0, ge=0.0, le=100.0)
-
-    @field_validator("sample_percent")
-    @classmethod
-    def _shadowing_not_built(cls, value: float) -> float:
-        if value != 0:
-            raise ValueError(
-                "shadow traffic is not available in this version; sample_percent must be 0"
-            )
-        return value
 
 
 class BoundsSettings(_Section):

@@ -31,6 +31,9 @@ LATENCY_BUCKETS = (
 )
 
 
+SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
 @dataclass(slots=True)
 class _Bound:
     count: Counter
@@ -90,6 +93,43 @@ class GatewayMetrics:
         )
         self._rejections: dict[tuple[str, str, str], Counter] = {}
         self._output_violations: dict[tuple[str, str, str], Counter] = {}
+        self.variant_seconds = Histogram(
+            "gateway_variant_duration_seconds",
+            "Time to answer a prediction, by model and the variant that served it.",
+            ["model", "variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "gateway_score",
+            "Scores served, by model and variant: the score distribution of each variant.",
+            ["model", "variant"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self._variants: dict[tuple[str, str], tuple[Histogram, Histogram]] = {}
+        self.reloads = Counter(
+            "gateway_config_reloads",
+            "Config reloads, by result (applied or rejected).",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def observe_served(self, model: str, variant: str, seconds: float, scores: list[float]) -> None:
+        """One answer's latency and its scores, for the variant that served it."""
+        key = (model, variant)
+        bound = self._variants.get(key)
+        if bound is None:
+            bound = self._variants[key] = (
+                self.variant_seconds.labels(*key),
+                self.scores.labels(*key),
+            )
+        bound[0].observe(seconds)
+        for score in scores:
+            bound[1].observe(score)
+
+    def count_reload(self, applied: bool) -> None:
+        self.reloads.labels("applied" if applied else "rejected").inc()
 
     def observe_request(self, model: str, api: Api, outcome: str, seconds: float) -> None:
         key = (model, api, outcome)

@@ -65,7 +65,7 @@ def test_the_shipped_demo_config_is_valid() -> None:
         (VALID + "    canary: {name: toy-v2, url: 'http://h:2', weight: -1}\n", "models.toy.canary.weight: Input should be greater than or equal to 0"),
         (VALID + "    routing: {sticky: customer_id}\n", "models.toy.routing.sticky: unknown key"),
         (VALID + "    canary: {name: toy-v1, url: 'http://h:2'}\n", "models.toy: upstream names must be unique"),
-        (VALID + "    shadows: [{name: s, url: 'http://h:3', sample_percent: 5}]\n", "models.toy.shadows.0.sample_percent: shadow traffic is not available"),
+        (VALID + "    shadows: [{name: s, url: 'http://h:3', sample_percent: 101}]\n", "models.toy.shadows.0.sample_percent: Input should be less than or equal to 100"),
         (VALID + "    max_batch_size: 0\n", "models.toy.max_batch_size: Input should be greater than or equal to 1"),
         (VALID.replace("toy:", "'a/b':"), "models: model name 'a/b' must be non-empty"),
     ],
