@@ -121,7 +121,7 @@ def apply_fault(stack: Stack, fault: Fault) -> None:
 
 
 def payloads_for(scenario: Scenario) -> list[Payload]:
-    rows = load_rows(limit=2000)
+    rows = load_rows(limit=scenario.load.rows)
     if scenario.load.api == "v2":
         return v2_payloads(rows, load_card(MODELS / "fraud-v1"))
     return v1_payloads(rows, with_features=scenario.load.with_features)

@@ -41,6 +41,8 @@ class LoadSpec(_Strict):
     api: Literal["v1", "v2"] = "v1"
     # v1 only: send the store's features in the body too (for stacks without Feast).
     with_features: bool = False
+    # Held-out rows cycled through; fewer rows means customers repeat (warm caches).
+    rows: int = Field(default=2000, ge=1, le=5000)
     phases: tuple[Phase, ...] = Field(min_length=1)
 
 

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "scenarios"
 
 
-@pytest.mark.parametrize(("name", "scale"), [("steady", 0.5)])
+@pytest.mark.parametrize(("name", "scale"), [("steady", 0.5), ("primary-kill", 0.7)])
 def test_scenario_smoke(name: str, scale: float, tmp_path: Path) -> None:
     code = run_scenario(SCENARIOS / f"{name}.yaml", tmp_path, scale)
     report = json.loads((tmp_path / "report.json").read_text())
