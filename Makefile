@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit e2e train bench clean
+.PHONY: demo test lint typecheck unit e2e train bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ unit: $(VENV)/.installed-dev
 ## e2e: only the tests that start real processes
 e2e: $(VENV)/.installed-dev
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+## bench: the gateway against nginx and a bare aiohttp proxy (installs wrk and nginx via apt)
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m loadtest bench
+
+## chaos: every shipped scenario at full length (reports in loadtest/results/NAME/)
+chaos: $(VENV)/.installed-dev
+	@set -e; for s in loadtest/scenarios/*.yaml; do $(BIN)/python -m loadtest run $$s; done
 
 ## train: retrain the committed models deterministically
 train: $(VENV)/.installed-train
