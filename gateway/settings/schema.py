@@ -23,6 +23,16 @@ from gateway.settings.resilience import (
 Exporter = Literal["otlp", "console", "none"]
 
 
+def http_base_url(value: str) -> str:
+    """``value`` without a trailing slash, or ValueError unless it is an http(s) base URL."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -78,17 +88,12 @@ class UpstreamSettings(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or fragment")
-        return value.rstrip("/")
+        return http_base_url(value)
 
     @field_validator("replicas")
     @classmethod
     def _replica_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(cls._http_url(url) for url in value)
+        return tuple(http_base_url(url) for url in value)
 
 
 class CanarySettings(UpstreamSettings):
@@ -185,12 +190,7 @@ class FeatureStoreSettings(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or fragment")
-        return value.rstrip("/")
+        return http_base_url(value)
 
 
 OnMissing = Literal["defaults", "unavailable"]

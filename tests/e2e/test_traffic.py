@@ -6,6 +6,7 @@ uvicorn gateway; the config file is rewritten under load.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -34,7 +35,7 @@ ROWS = load_rows(limit=400)
 def servers() -> Iterator[dict[str, str]]:
     """fraud-v1, fraud-v2, and a fraud-v2 that answers after 2 s."""
     urls: dict[str, str] = {}
-    with contextlib_exit() as stack:
+    with contextlib.ExitStack() as stack:
         for name, model, extra in (("v1", "fraud-v1", ()), ("v2", "fraud-v2", ()),
                                    ("slow", "fraud-v2", ("--fault-mode", "slow", "--fault-delay-ms", "2000")),
                                    ("broken", "fraud-v2", ("--fault-mode", "error"))):  # fmt: skip
@@ -43,12 +44,6 @@ def servers() -> Iterator[dict[str, str]]:
             stack.enter_context(running(model_server_command(MODELS / model, port, *extra),
                                         f"{urls[name]}/v2/health/ready"))  # fmt: skip
         yield urls
-
-
-def contextlib_exit() -> Any:
-    import contextlib
-
-    return contextlib.ExitStack()
 
 
 def config_text(urls: dict[str, str], weight: float = 0, shadow: str | None = None,
