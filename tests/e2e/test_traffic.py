@@ -93,7 +93,7 @@ def predict(client: httpx.Client, url: str, row: dict[str, Any], **headers: str)
     )
 
 
-def test_canary_assignment_is_sticky_and_matches_the_weight(
+def test_canary_assignment_is_sticky_across_reloads_and_matches_the_weight(
     servers: dict[str, str], gateway_for: Any
 ) -> None:
     gateway, _ = gateway_for(config_text(servers, weight=30))
@@ -108,6 +108,13 @@ def test_canary_assignment_is_sticky_and_matches_the_weight(
     assert served == {"primary": "fraud-v1", "canary": "fraud-v2"}
     share = variants.count("canary") / len(variants)
     assert abs(share - 0.3) < 4 * math.sqrt(0.3 * 0.7 / 300)
+    # A reload builds a new router: every key keeps its variant.
+    assert httpx.post(f"{gateway.url}/admin/reload", headers=ADMIN).status_code == 200
+    with httpx.Client() as client:
+        again = [
+            predict(client, gateway.url, row).headers["x-gateway-variant"] for row in ROWS[:300]
+        ]
+    assert again == variants
 
 
 def test_variant_override_header(servers: dict[str, str], gateway_for: Any) -> None:
