@@ -67,6 +67,9 @@ class LadderRequest:
     columns: Callable[[], Columns]
     requested: tuple[str, ...] | None = None
     client_timeout_ms: float | None = None
+    # When the request arrived (the predictor's clock): steps before the ladder, such as
+    # the feature lookup, have spent part of the budget already.
+    started: float | None = None
     skip_reason: str | None = None
     feature_source: FeatureSource = "none"
 
@@ -151,6 +154,21 @@ class Predictor:
             span.end()
         return answer, Provenance("primary", upstream.name, degraded=False, feature_source="none")
 
+    def step_budget(
+        self, model: ModelRuntime, upstream: Upstream, client_timeout_ms: float | None
+    ) -> float | None:
+        """Seconds a request's steps before the fallback's reserve may take, from its arrival.
+
+        ``None`` when the upstream has no guard (no deadline is configured).
+        """
+        guard = self.guards.get((model.name, upstream.name))
+        if guard is None:
+            return None
+        seconds = guard.total_seconds
+        if client_timeout_ms is not None:
+            seconds = min(seconds, client_timeout_ms / 1000)
+        return seconds - guard.reserve_seconds
+
     async def serve(
         self,
         model: ModelRuntime,
@@ -181,7 +199,11 @@ class Predictor:
         seconds = guard.total_seconds
         if request.client_timeout_ms is not None:
             seconds = min(seconds, request.client_timeout_ms / 1000)
-        deadline = Deadline.after(seconds, self.clock)
+        deadline = (
+            Deadline(request.started + seconds, self.clock)
+            if request.started is not None
+            else Deadline.after(seconds, self.clock)
+        )
         if request.body is None:
             reasons.append((upstream.name, request.skip_reason or "not usable"))
         else:

@@ -93,6 +93,7 @@ async def infer(request: Request) -> Response:
             requested,
             client_timeout_ms(request.headers, doc),
             feature_source=enrichment.source if enrichment is not None else "none",
+            started=started,
         )
         variant, upstream = choose_variant(model, request, doc, "v2")
         answer, provenance = await state.require_predictor().serve(

@@ -47,10 +47,16 @@ async def predict(request: Request) -> Response:
             span.set_attribute("gateway.batch_size", batch)
         enrichment = None
         skip_reason = None  # set when the upstream rung cannot be used for this request
+        client_ms = client_timeout_ms(request.headers)
         if model.features is not None:
+            # The lookup gets what is left of the request's budget, never the fallback's reserve.
+            budget = state.require_predictor().step_budget(model, upstream, client_ms)
             try:
                 enrichment = await state.require_enricher().enrich(
-                    model.features, decoded.entity_ids, span
+                    model.features,
+                    decoded.entity_ids,
+                    span,
+                    None if budget is None else budget - (state.clock() - started),
                 )
             except FeaturesUnavailable as exc:
                 if model.fallback is None and model.default is None:
@@ -67,7 +73,8 @@ async def predict(request: Request) -> Response:
             upstream_body,
             batch,
             lambda: decoded.columns,
-            client_timeout_ms=client_timeout_ms(request.headers),
+            client_timeout_ms=client_ms,
+            started=started,
             skip_reason=skip_reason,
             feature_source=enrichment.source if enrichment is not None else "none",
         )

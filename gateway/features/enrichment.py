@@ -47,7 +47,11 @@ class FeatureLookup(Protocol):
     url: str
 
     async def online_features(
-        self, refs: Sequence[str], entity_key: str, entity_ids: Sequence[str]
+        self,
+        refs: Sequence[str],
+        entity_key: str,
+        entity_ids: Sequence[str],
+        within_seconds: float | None = None,
     ) -> dict[str, list[FeatureValue]]: ...
 
 
@@ -108,7 +112,11 @@ class Enricher:
         self._counters: dict[str, _ModelCounters] = {}
 
     async def enrich(
-        self, plan: FeaturePlan, entity_ids: Sequence[str], parent: Span
+        self,
+        plan: FeaturePlan,
+        entity_ids: Sequence[str],
+        parent: Span,
+        within_seconds: float | None = None,
     ) -> Enrichment:
         """Feature values for ``entity_ids`` (one per instance, repeats allowed).
 
@@ -116,7 +124,7 @@ class Enricher:
         value has no live, fresh cached or allowed default value.
         """
         unique = list(dict.fromkeys(entity_ids))
-        fetched, store_outcome = await self._fetch(plan, unique, parent)
+        fetched, store_outcome = await self._fetch(plan, unique, parent, within_seconds)
         now = self._wall()
         counters = self._model_counters(plan.model)
         resolved: dict[str, tuple[list[Any], InstanceFeatures]] = {}
@@ -134,11 +142,11 @@ class Enricher:
         return Enrichment(columns, source, instances, store_outcome)
 
     async def _fetch(
-        self, plan: FeaturePlan, entity_ids: list[str], parent: Span
+        self, plan: FeaturePlan, entity_ids: list[str], parent: Span, within: float | None
     ) -> tuple[dict[str, list[FeatureValue]] | None, str]:
         try:
             with self.breaker.calling():
-                return await self._call_store(plan, entity_ids, parent), "ok"
+                return await self._call_store(plan, entity_ids, parent, within), "ok"
         except CircuitOpen as exc:
             self.metrics.skipped_calls.inc()
             return None, outcome(exc)
@@ -146,7 +154,7 @@ class Enricher:
             return None, outcome(exc)
 
     async def _call_store(
-        self, plan: FeaturePlan, entity_ids: list[str], parent: Span
+        self, plan: FeaturePlan, entity_ids: list[str], parent: Span, within: float | None
     ) -> dict[str, list[FeatureValue]]:
         span = self._tracer.start_span(
             "feast get-online-features", context=set_span_in_context(parent), kind=SpanKind.CLIENT
@@ -159,7 +167,7 @@ class Enricher:
         result = "ok"
         started = self._timer()
         try:
-            return await self.client.online_features(plan.refs, plan.entity_key, entity_ids)
+            return await self.client.online_features(plan.refs, plan.entity_key, entity_ids, within)
         except FeatureStoreError as exc:
             result = outcome(exc)
             if span.is_recording():

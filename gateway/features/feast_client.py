@@ -59,10 +59,15 @@ class FeastClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     async def online_features(
-        self, refs: Sequence[str], entity_key: str, entity_ids: Sequence[str]
+        self,
+        refs: Sequence[str],
+        entity_key: str,
+        entity_ids: Sequence[str],
+        within_seconds: float | None = None,
     ) -> dict[str, list[FeatureValue]]:
         """Values of ``refs`` for ``entity_ids``: ``{ref: [value per entity id, in order]}``.
 
+        ``within_seconds`` (the request's remaining budget) caps the store's timeout.
         Raises ``FeatureStoreUnavailable``, ``FeatureStoreTimeout`` or
         ``FeatureStoreBadResponse`` (an error status, with Feast's message, or an answer
         that lacks a requested feature or has the wrong number of values).
@@ -74,16 +79,18 @@ class FeastClient:
                 "full_feature_names": True,
             }
         )
+        timeout = self._timeout
+        if within_seconds is not None and within_seconds < (timeout.total or float("inf")):
+            # The request's remaining budget is shorter than the store's own timeout.
+            timeout = aiohttp.ClientTimeout(total=max(within_seconds, 0.001))
         try:
             async with self._session.post(
-                self._endpoint, data=body, headers=_HEADERS, timeout=self._timeout
+                self._endpoint, data=body, headers=_HEADERS, timeout=timeout
             ) as response:
                 payload = await response.read()
                 status = response.status
         except TimeoutError as exc:
-            raise FeatureStoreTimeout(
-                self.name, f"no answer within {self._timeout.total:g} s"
-            ) from exc
+            raise FeatureStoreTimeout(self.name, f"no answer within {timeout.total:g} s") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise FeatureStoreUnavailable(self.name, _describe(exc)) from exc
         if status != 200:

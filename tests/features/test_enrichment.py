@@ -48,11 +48,17 @@ class FakeStore:
         self.rows: dict[str, tuple[dict[str, Any], float]] = {}
         self.error: Exception | None = None
         self.calls: list[list[str]] = []
+        self.budgets: list[float | None] = []
 
     async def online_features(
-        self, refs: Sequence[str], entity_key: str, entity_ids: Sequence[str]
+        self,
+        refs: Sequence[str],
+        entity_key: str,
+        entity_ids: Sequence[str],
+        within_seconds: float | None = None,
     ) -> dict[str, list[FeatureValue]]:
         self.calls.append(list(entity_ids))
+        self.budgets.append(within_seconds)
         await asyncio.sleep(0)
         if self.error is not None:
             raise self.error
@@ -89,10 +95,10 @@ class Harness:
             timer=lambda: self.now,
         )
 
-    def enrich(self, p: FeaturePlan, entities: list[str]) -> Any:
+    def enrich(self, p: FeaturePlan, entities: list[str], within: float | None = None) -> Any:
         async def run() -> Any:
             with self.tracer.start_as_current_span("request") as span:
-                return await self.enricher.enrich(p, entities, span)
+                return await self.enricher.enrich(p, entities, span, within)
 
         return asyncio.run(run())
 
@@ -121,6 +127,13 @@ def test_live_values_in_one_call_for_repeated_entities(h: Harness) -> None:
     assert span.attributes is not None
     assert span.attributes["gateway.feature_store.entity_count"] == 2
     assert span.attributes["gateway.feature_store.outcome"] == "ok"
+
+
+def test_the_requests_remaining_budget_reaches_the_store(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES, 30.0)}
+    h.enrich(plan(), ["c-1"])
+    h.enrich(plan(), ["c-1"], within=0.042)
+    assert h.store.budgets == [None, 0.042]
 
 
 def test_store_failure_serves_the_cache_then_the_breaker_skips_the_store(h: Harness) -> None:

@@ -81,3 +81,41 @@ def test_a_refused_connection_is_unavailable() -> None:
                 await client.online_features(REFS, "customer_id", ["c-1"])
 
     asyncio.run(run())
+
+
+def test_a_shorter_request_budget_caps_the_store_timeout() -> None:
+    """A store slower than the request's remaining budget times out at the budget."""
+    import asyncio
+    import time
+
+    from aiohttp import ClientSession, web
+
+    from gateway.errors import FeatureStoreTimeout
+    from gateway.features.feast_client import FeastClient
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.json_response({})
+
+    async def scenario() -> float:
+        app = web.Application()
+        app.router.add_post("/get-online-features", slow)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with ClientSession() as session:
+                client = FeastClient(session, f"http://127.0.0.1:{port}", timeout_seconds=5.0)
+                started = time.perf_counter()
+                try:
+                    await client.online_features(["v:f"], "customer_id", ["c-1"], 0.1)
+                except FeatureStoreTimeout as exc:
+                    assert "0.1 s" in exc.message
+                    return time.perf_counter() - started
+                raise AssertionError("no timeout")
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(scenario()) < 0.8
