@@ -249,7 +249,7 @@ def test_a_slow_shadow_does_not_slow_clients_and_its_drops_are_counted(
         save_by_rename(path, config_text(servers, shadow="slow", sample=100, queue=4))
         assert httpx.post(f"{gateway.url}/admin/reload", headers=ADMIN).status_code == 200
         with_shadow = timed(client, gateway.url, ROWS[120:220])
-    assert p99(with_shadow) < p99(without) * 2 + 0.010
+    assert p99(with_shadow) < p99(without) * 2 + 0.050  # a 2 s shadow would add seconds
     shadow = httpx.get(f"{gateway.url}/admin/status", headers=ADMIN).json()["models"]["fraud"][
         "shadows"
     ][0]
