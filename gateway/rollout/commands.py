@@ -165,6 +165,13 @@ def _live(gateway_url: str, model: str) -> str:
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             doc = orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        hint = (
+            " (set GATEWAY_ADMIN_TOKEN to the gateway's admin token)"
+            if exc.code in (401, 403)
+            else ""
+        )
+        return f"  live     not available from {gateway_url}: HTTP {exc.code}{hint}"
     except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as exc:
         return f"  live     not available from {gateway_url}: {exc}"
     section = doc.get("models", {}).get(model) if isinstance(doc, dict) else None
