@@ -108,6 +108,7 @@ class CircuitBreaker:
         generation = self._generation
         if trial:
             self._trials += 1
+        started = self._clock()
         try:
             yield
         except BaseException as exc:
@@ -115,13 +116,20 @@ class CircuitBreaker:
                 if trial:
                     self._trials -= 1
                 if self._is_failure(exc):
-                    self.record_failure()
+                    self._outcome(True, self._clock() - started)
             raise
         else:
             if generation == self._generation:
                 if trial:
                     self._trials -= 1
-                self.record_success()
+                self._outcome(False, self._clock() - started)
+
+    def _outcome(self, failed: bool, seconds: float) -> None:
+        """One admitted call's outcome; subclasses with timing rules (slow calls) override it."""
+        if failed:
+            self.record_failure()
+        else:
+            self.record_success()
 
     def record_success(self) -> None:
         """A call succeeded: reset the failure count; a half-open breaker closes."""

@@ -12,11 +12,9 @@ with the slow-call rule on, a slow trial) opens again.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
-from gateway.errors import CircuitOpen
 from gateway.resilience.breaker import CircuitBreaker, Listener
 from gateway.resilience.trip_policy import TripPolicy
 
@@ -55,31 +53,8 @@ class UpstreamBreaker(CircuitBreaker):
     def trials_in_flight(self) -> int:
         return self._trials
 
-    @contextlib.contextmanager
-    def calling(self) -> Iterator[None]:
-        """Guard one call, timing it; see :meth:`CircuitBreaker.calling` for the rules."""
-        state = self.state
-        trial = state == "half_open"
-        if state == "open" or (trial and self._trials >= self.half_open_max_calls):
-            raise CircuitOpen(self.name, self.retry_in())
-        generation = self._generation
-        if trial:
-            self._trials += 1
-        started = self._clock()
-        try:
-            yield
-        except BaseException as exc:
-            if generation == self._generation:
-                if trial:
-                    self._trials -= 1
-                if self._is_failure(exc):
-                    self._record(True, self._clock() - started)
-            raise
-        else:
-            if generation == self._generation:
-                if trial:
-                    self._trials -= 1
-                self._record(False, self._clock() - started)
+    def _outcome(self, failed: bool, seconds: float) -> None:
+        self._record(failed, seconds)
 
     def record_success(self) -> None:
         self._record(False, 0.0)
