@@ -35,7 +35,6 @@ class ModelRuntime:
 
     name: str
     card: ModelCard
-    primary: Upstream
     checker: InferChecker
     decoder: InstanceDecoder
     scores: ScoreReader
@@ -50,6 +49,11 @@ class ModelRuntime:
     default: DefaultAnswer | None = None
     # The shadows that get sampled copies of served requests.
     shadows: tuple[ShadowTarget, ...] = ()
+
+    @property
+    def primary(self) -> Upstream:
+        """The primary upstream, as the router built it (one object per config load)."""
+        return self.router.primary
 
     def check_version(self, version: str | None) -> None:
         if version is not None and version != self.card.version:
@@ -85,7 +89,6 @@ def build_runtime(config: LoadedConfig, previous: Runtime | None = None) -> Runt
         models[name] = ModelRuntime(
             name=name,
             card=card,
-            primary=Upstream.from_settings(settings.primary, default_model=name),
             checker=InferChecker.compile(
                 card,
                 settings.max_batch_size,

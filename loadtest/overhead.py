@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,9 @@ import aiohttp
 
 from gateway.contracts.card import load_card
 from gateway.contracts.samples import sample_infer_request
+from loadtest.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait(url: str, timeout: float = 30) -> None:
@@ -96,7 +89,7 @@ def main() -> int:
     parser.add_argument("--sampling-ratio", type=float, default=0.1)
     args = parser.parse_args()
 
-    upstream_port, gateway_port = _free_port(), _free_port()
+    upstream_port, gateway_port = free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="overhead-"))
     config = folder / "gateway.yaml"
     config.write_text(
