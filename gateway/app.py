@@ -21,6 +21,7 @@ from starlette.responses import Response
 from gateway import __version__
 from gateway.api import admin, metrics, oip, openapi, v1
 from gateway.api.common import json_response
+from gateway.api.dispatch import GatewayApp
 from gateway.dataplane import Predictor
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
@@ -121,7 +122,7 @@ def _forget_sighup(installed: bool) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
 
-def create_app(config: LoadedConfig, seams: Seams | None = None) -> Starlette:
+def create_app(config: LoadedConfig, seams: Seams | None = None) -> GatewayApp:
     """Build the gateway for ``config``; resources open and close with the lifespan."""
     seams = seams or Seams()
     provider = build_tracer_provider(config.settings.telemetry, seams.span_exporter)
@@ -188,7 +189,8 @@ def create_app(config: LoadedConfig, seams: Seams | None = None) -> Starlette:
                 await store_session.close()
             provider.shutdown()  # flushes batched spans
 
-    app = Starlette(
+    app = GatewayApp(
+        hot_routes=[*oip.PREDICTION_ROUTES, *v1.ROUTES],
         routes=[
             *oip.ROUTES,
             *v1.ROUTES,

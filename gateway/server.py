@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
+from gateway.api.dispatch import GatewayApp
 from gateway.app import create_app
+from gateway.http_protocol import CoalescingHttpToolsProtocol
 from gateway.settings.loader import LoadedConfig, load_config
 from gateway.signals import signals_end_cleanly
 
@@ -19,27 +21,30 @@ DEFAULT_CONFIG = Path("config/gateway.yaml")
 log = logging.getLogger("gateway")
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> GatewayApp:
     """App factory for uvicorn workers: reads the config named by ``$GATEWAY_CONFIG``."""
     return create_app(load_config(Path(os.environ.get(CONFIG_ENV, str(DEFAULT_CONFIG)))))
 
 
-def serve(config: LoadedConfig, host: str, port: int, workers: int = 1) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests get the configured grace period."""
-    common = {
-        "host": host,
-        "port": port,
+def uvicorn_options(config: LoadedConfig) -> dict[str, Any]:
+    """How uvicorn runs the gateway (besides host and port); the tests' servers use it too."""
+    return {
         "loop": "uvloop",
-        "http": "httptools",
+        "http": CoalescingHttpToolsProtocol,
         "access_log": False,
         "log_level": "info",
         "timeout_graceful_shutdown": config.settings.server.graceful_shutdown_seconds,
     }
+
+
+def serve(config: LoadedConfig, host: str, port: int, workers: int = 1) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight requests get the configured grace period."""
+    common = {"host": host, "port": port, **uvicorn_options(config)}
     log.info("gateway on http://%s:%d serving %s", host, port, sorted(config.settings.models))
     with signals_end_cleanly():
         if workers > 1:
             # Each worker process builds its own app from the same file.
             os.environ[CONFIG_ENV] = str(config.source.resolve())
-            uvicorn.run("gateway.server:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+            uvicorn.run("gateway.server:app_from_env", factory=True, workers=workers, **common)
         else:
-            uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]
+            uvicorn.run(create_app(config), **common)

@@ -22,6 +22,7 @@ import uvicorn
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.app import Seams, create_app
+from gateway.server import uvicorn_options
 from gateway.settings import LoadedConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +173,11 @@ class GatewayThread:
         self.app = app = create_app(config, seams)
         self.server = uvicorn.Server(
             uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                lifespan="on",
+                **{**uvicorn_options(config), "log_level": "warning"},
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -138,6 +138,12 @@ async def _model_ready(request: Request, model: ModelRuntime) -> bool:
     return await probe_ready(predictor.session, model.primary, READY_PROBE_SECONDS)
 
 
+# The hot path: dispatched ahead of Starlette's middleware (see gateway.api.dispatch).
+PREDICTION_ROUTES = [
+    Route("/v2/models/{model}/infer", infer, methods=["POST"]),
+    Route("/v2/models/{model}/versions/{version}/infer", infer, methods=["POST"]),
+]
+
 ROUTES = [
     Route("/v2", server_metadata, methods=["GET"]),
     Route("/v2/health/live", live, methods=["GET"]),
@@ -146,6 +152,5 @@ ROUTES = [
     Route("/v2/models/{model}/versions/{version}", model_metadata, methods=["GET"]),
     Route("/v2/models/{model}/ready", model_ready, methods=["GET"]),
     Route("/v2/models/{model}/versions/{version}/ready", model_ready, methods=["GET"]),
-    Route("/v2/models/{model}/infer", infer, methods=["POST"]),
-    Route("/v2/models/{model}/versions/{version}/infer", infer, methods=["POST"]),
+    *PREDICTION_ROUTES,
 ]

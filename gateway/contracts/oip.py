@@ -164,70 +164,81 @@ class InferChecker:
     def _check_tensor(
         self, index: int, tensor: Any, seen: set[str], problems: list[str]
     ) -> int | None:
-        """The tensor's batch size (``-rows - 1`` when its datatype was relabelled), or None."""
-        where = f"inputs[{index}]"
-        if not isinstance(tensor, dict):
-            problems.append(violation(where, "inputs", "tensor",
+        """The tensor's batch size (``-rows - 1`` when its datatype was relabelled), or None.
+
+        Locations are formatted only when a rule fails: this runs for every input of
+        every request.
+        """
+        if type(tensor) is not dict:
+            problems.append(violation(f"inputs[{index}]", "inputs", "tensor",
                                       "must be an object with name, shape, datatype and data"))  # fmt: skip
             return None
         name = tensor.get("name")
-        if not isinstance(name, str):
-            problems.append(violation(f"{where}.name", "inputs", "name", "required, a string"))
+        if type(name) is not str:
+            problems.append(violation(f"inputs[{index}].name", "inputs", "name", "required, a string"))  # fmt: skip
             return None
         expected = self.inputs.get(name)
-        where = f"{where} {name[:64]!r}"
         if expected is None:
-            problems.append(violation(where, "inputs", "unknown_input",
+            problems.append(violation(_at(index, name), "inputs", "unknown_input",
                                       f"unknown input; the model's inputs are {list(self.inputs)}"))  # fmt: skip
             return None
         if name in seen:
-            problems.append(violation(where, name, "duplicate_input", "given more than once"))
+            problems.append(violation(_at(index, name), name, "duplicate_input", "given more than once"))  # fmt: skip
             return None
         seen.add(name)
         datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
         if type(datatype) is not str or datatype not in DATATYPES:
-            problems.append(violation(f"{where}.datatype", name, "datatype",
+            problems.append(violation(f"{_at(index, name)}.datatype", name, "datatype",
                                       f"{shown(datatype)} is not an OIP datatype; allowed: {sorted(DATATYPES)}"))  # fmt: skip
             return None
         relabel = datatype != expected.datatype
         if relabel and datatype not in expected.accepts:
             allowed = [expected.datatype, *sorted(expected.accepts)]
-            problems.append(violation(f"{where}.datatype", name, "datatype_mismatch",
+            problems.append(violation(f"{_at(index, name)}.datatype", name, "datatype_mismatch",
                                       f"{datatype!r} does not match the model's {expected.datatype!r}; allowed: {allowed}"))  # fmt: skip
             return None
         if type(shape) is not list or not shape or set(map(type, shape)) != _INT or min(shape) < 0:
-            problems.append(violation(f"{where}.shape", name, "shape",
+            problems.append(violation(f"{_at(index, name)}.shape", name, "shape",
                                       "must be a non-empty list of non-negative integers"))  # fmt: skip
             return None
-        if len(shape) != len(expected.shape) or any(shape[i] != n for i, n in expected.fixed):
-            problems.append(violation(f"{where}.shape", name, "shape",
+        fits = len(shape) == len(expected.shape)
+        for dimension, size in expected.fixed if fits else ():
+            if shape[dimension] != size:
+                fits = False
+                break
+        if not fits:
+            problems.append(violation(f"{_at(index, name)}.shape", name, "shape",
                                       f"{shape} does not fit the model's {list(expected.shape)} (-1: any size)"))  # fmt: skip
             return None
-        if not isinstance(data, list):
-            problems.append(violation(f"{where}.data", name, "tensor", "required, a list"))
+        if type(data) is not list:
+            problems.append(violation(f"{_at(index, name)}.data", name, "tensor", "required, a list"))  # fmt: skip
             return None
         if data and type(data[0]) is list:
             data = _flatten(data, len(shape))
             if data is None:
-                problems.append(violation(f"{where}.data", name, "ragged",
+                problems.append(violation(f"{_at(index, name)}.data", name, "ragged",
                                           f"nested lists are not rectangular for shape {shape}"))  # fmt: skip
                 return None
-        if len(data) != prod(shape):
-            problems.append(violation(f"{where}.data", name, "element_count",
-                                      f"holds {len(data)} elements, shape {shape} needs {prod(shape)}"))  # fmt: skip
+        size = shape[0] if len(shape) == 1 else prod(shape)
+        if len(data) != size:
+            problems.append(violation(f"{_at(index, name)}.data", name, "element_count",
+                                      f"holds {len(data)} elements, shape {shape} needs {size}"))  # fmt: skip
             return None
         rule = expected.values
         if not rule.passes(data):
             rows = shape[0]
             problems.extend(
-                rule.explain(data, f"{where} row {{row}}", len(data) // rows if rows else 1)
+                rule.explain(
+                    data, f"{_at(index, name)} row {{row}}", len(data) // rows if rows else 1
+                )
             )
         if len(tensor) > 4 and not tensor.keys() <= _PLAIN_TENSOR_KEYS:
-            self._check_extras(tensor, _TENSOR_KEYS, f"{where}", name, 4, problems)
+            self._check_extras(tensor, _TENSOR_KEYS, _at(index, name), name, 4, problems)
+        batch: int = shape[0]
         if relabel:
             tensor["datatype"] = expected.datatype
-            return -int(shape[0]) - 1
-        return int(shape[0])
+            return -batch - 1
+        return batch
 
     def _check_envelope(self, doc: dict[str, Any], problems: list[str]) -> None:
         """``id``, ``parameters``, ``outputs`` and anything else at the top level."""
@@ -275,6 +286,11 @@ class InferChecker:
             if key not in known and too_deep(value, self.max_depth - depth):
                 problems.append(violation(f"{where}.{key[:64]}", field, "json_depth",
                                           f"nested deeper than the limit of {self.max_depth}"))  # fmt: skip
+
+
+def _at(index: int, name: str) -> str:
+    """Where an input's problem is: ``inputs[2] 'amount'`` (long names cut)."""
+    return f"inputs[{index}] {name[:64]!r}"
 
 
 def _entity_list_only(params: Any, entity_key: str | None) -> bool:
