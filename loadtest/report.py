@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from loadtest.breaker_timeline import BreakerSample, after_faults, bands, breaker_names
 from loadtest.generator import Record
 from loadtest.scenario import Fault, Scenario
 from loadtest.stats import auc, summary
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+# Band colors of the breaker panel, by state.
+STATE_COLORS = {"closed": "tab:green", "half_open": "tab:orange", "open": "tab:red",
+                "unknown": "lightgrey"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ def timeline(records: list[Record]) -> list[dict[str, Any]]:
 
 
 def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[float, Fault]],
-                 verdicts: list[Verdict], out: Path) -> None:  # fmt: skip
+                 verdicts: list[Verdict], out: Path, breakers: Sequence[BreakerSample] = ()) -> None:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     doc = {
         "scenario": scenario.name,
@@ -132,6 +141,7 @@ def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[f
         "faults": [{"at": round(t, 3), **f.model_dump(exclude_defaults=True)} for t, f in faults],
         "phases": phase_figures(scenario, records),
         "timeline": timeline(records),
+        "breaker_timeline": [s.as_dict() for s in breakers],
     }
     (out / "report.json").write_text(json.dumps(doc, indent=2))
     (out / "report.md").write_text(markdown(doc))
@@ -149,7 +159,42 @@ def markdown(doc: dict[str, Any]) -> str:
                      f"{'' if auc_value is None else round(auc_value, 4)} |")  # fmt: skip
     lines += ["", "Faults: " + (", ".join(f"{f['action']} {f.get('target', f.get('model', ''))} at {f['at']} s" for f in doc["faults"]) or "none"), ""]  # fmt: skip
     lines += [("- PASS " if v["ok"] else "- FAIL ") + v["text"] for v in doc["verdicts"]]
+    lines += breaker_markdown(doc)
     return "\n".join(lines) + "\n"
+
+
+def _samples(doc: dict[str, Any]) -> list[BreakerSample]:
+    return [BreakerSample.from_dict(raw) for raw in doc.get("breaker_timeline", ())]
+
+
+def breaker_markdown(doc: dict[str, Any]) -> list[str]:
+    """Per breaker that left closed, per fault: when it first opened and closed again."""
+    samples = _samples(doc)
+    if not samples:
+        return []
+    polls = len({s.t for s in samples})
+    failed = len({s.t for s in samples if s.state == "unknown"})
+    lines = ["", "## Breakers", "",
+             f"Polled `/admin/status` {polls} times; {failed} of the polls failed (state unknown)."]  # fmt: skip
+    labels: dict[float, list[str]] = {}  # faults fired at the same time share a row
+    for f in doc["faults"]:
+        labels.setdefault(f["at"], []).append(
+            f"{f['action']} {f.get('target', f.get('model', ''))}"
+        )
+    moved = after_faults(samples, sorted(labels))
+    stayed = [n for n in breaker_names(samples) if n not in {m.breaker for m in moved}]
+    if stayed:
+        lines += ["", "Stayed closed: " + ", ".join(f"`{n}`" for n in stayed) + "."]
+    if moved:
+        lines += ["", "| breaker | after the fault | opened | closed again |", "|---|---|---|---|"]
+        for m in moved:
+            lines.append(f"| `{m.breaker}` | {' + '.join(labels[m.fault_at])} at {m.fault_at} s | "
+                         f"{_since(m.opened, m.fault_at)} | {_since(m.closed, m.fault_at)} |")  # fmt: skip
+    return lines
+
+
+def _since(t: float | None, fault_at: float) -> str:
+    return "-" if t is None else f"{t:.2f} s (+{t - fault_at:.2f} s)"
 
 
 def _mix(counts: dict[str | None, int]) -> str:
@@ -167,7 +212,8 @@ def plot(doc: dict[str, Any], out: Path) -> None:
 
     rows = doc["timeline"]
     seconds = [r["second"] for r in rows]
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 3, 3, 2]})  # fmt: skip
     axes[0].plot(seconds, [r["requests"] - r["errors"] for r in rows], label="ok/s")
     axes[0].plot(seconds, [r["errors"] for r in rows], label="errors/s", color="red")
     axes[0].set_ylabel("answers per second")
@@ -180,12 +226,35 @@ def plot(doc: dict[str, Any], out: Path) -> None:
         seconds, *[[r["served_by"].get(k, 0) for r in rows] for k in rungs], labels=rungs
     )
     axes[2].set_ylabel("served by (per s)")
-    axes[2].set_xlabel("seconds")
+    for axis in axes[:3]:
+        axis.legend(loc="upper right", fontsize="small")
+    breaker_panel(axes[3], _samples(doc))
+    axes[3].set_xlabel("seconds")
     for axis in axes:
         for fault in doc["faults"]:
             axis.axvline(fault["at"], color="black", linestyle="--", linewidth=0.8)
-        axis.legend(loc="upper right", fontsize="small")
     fig.suptitle(f"{doc['scenario']} (dashed: faults)")
     fig.tight_layout()
     fig.savefig(out / "timeline.png", dpi=80)
     plt.close(fig)
+
+
+def breaker_panel(axis: Axes, samples: Sequence[BreakerSample]) -> None:
+    """One horizontal band per breaker, colored by its state over time."""
+    from matplotlib.patches import Patch
+
+    names = breaker_names(samples)
+    for band in bands(samples):
+        row = names.index(band.breaker)
+        axis.broken_barh([(band.start, band.end - band.start)], (row - 0.4, 0.8),
+                         facecolors=STATE_COLORS[band.state])  # fmt: skip
+    axis.set_title("breaker states", fontsize="medium", loc="left")
+    axis.set_yticks(range(len(names)), names, fontsize="small")
+    axis.set_ylim(-0.6, max(len(names), 1) - 0.4)
+    axis.invert_yaxis()  # the first breaker on top
+    if not names:
+        axis.text(0.5, 0.5, "no breaker samples", transform=axis.transAxes, ha="center")
+    handles = [Patch(color=color, label=state) for state, color in STATE_COLORS.items()]
+    # Above the panel, beside the title: inside it would hide a band.
+    axis.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="small",
+                ncols=4, frameon=False)  # fmt: skip

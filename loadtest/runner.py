@@ -5,13 +5,15 @@
 Starts the scenario's stack (Feast over the bundled repo when asked, model servers, the
 gateway with the scenario's config), sends the open-loop load phase by phase while the
 faults fire on their schedule, stops everything, writes the report, and exits non-zero
-when an expectation fails.
+when an expectation fails. Meanwhile a background task polls the gateway's
+``/admin/status`` (with a token generated for the run) for its breakers' states.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import orjson
 
 from gateway.contracts.card import load_card
 from loadtest import generator
+from loadtest.breaker_timeline import TOKEN_VARIABLE, BreakerSample, poll_breakers
 from loadtest.generator import Record
 from loadtest.payloads import Payload, load_rows, v1_payloads, v2_payloads
 from loadtest.processes import ROOT, Proc, free_port, gateway_command
@@ -40,6 +43,7 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     gateway_config: Path | None = None
     gateway_url: str = ""
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
@@ -83,9 +87,10 @@ def start_stack(scenario: Scenario, workdir: Path) -> Stack:
         stack.gateway_config.write_text(config)
         port = free_port()
         stack.gateway_url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, TOKEN_VARIABLE: stack.admin_token}  # for the breaker poller
         stack.procs["gateway"] = Proc("gateway", gateway_command("--log-level", "WARNING", "serve", "--config",
                                       str(stack.gateway_config), "--port", str(port)),
-                                      f"{stack.gateway_url}/v2/health/live", logs / "gateway.log").start()  # fmt: skip
+                                      f"{stack.gateway_url}/v2/health/live", logs / "gateway.log", env=env).start()  # fmt: skip
     except BaseException:
         stack.stop()
         raise
@@ -131,6 +136,7 @@ def payloads_for(scenario: Scenario) -> list[Payload]:
 class Run:
     records: list[Record]
     faults: list[tuple[float, Fault]]  # when each fault actually fired
+    breakers: list[BreakerSample] = field(default_factory=list)
 
 
 async def drive(scenario: Scenario, stack: Stack) -> Run:
@@ -143,16 +149,24 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
         fired.append((time.perf_counter() - start, fault))
         await asyncio.to_thread(apply_fault, stack, fault)
 
+    stop_polling = asyncio.Event()
+    poller = asyncio.create_task(
+        poll_breakers(stack.gateway_url, stack.admin_token, stop_polling, start=start)
+    )
     fault_tasks = [asyncio.create_task(fire(f)) for f in scenario.faults]
     records: list[Record] = []
     offset = 0.0
-    for phase in scenario.load.phases:
-        records += await generator.run(
-            stack.gateway_url, payloads, phase.rate, phase.seconds, offset=offset
-        )
-        offset += phase.seconds
-    await asyncio.gather(*fault_tasks)
-    return Run(records, fired)
+    try:
+        for phase in scenario.load.phases:
+            records += await generator.run(
+                stack.gateway_url, payloads, phase.rate, phase.seconds, offset=offset
+            )
+            offset += phase.seconds
+        await asyncio.gather(*fault_tasks)
+    finally:
+        stop_polling.set()
+        breakers = await poller
+    return Run(records, fired, breakers)
 
 
 def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
@@ -174,7 +188,7 @@ def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
     finally:
         stack.stop()
     verdicts = evaluate(scenario, run.records)
-    write_report(scenario, run.records, run.faults, verdicts, out)
+    write_report(scenario, run.records, run.faults, verdicts, out, run.breakers)
     failed = [v for v in verdicts if not v.ok]
     for verdict in verdicts:
         print(("PASS " if verdict.ok else "FAIL ") + verdict.text)
