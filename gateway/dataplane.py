@@ -111,8 +111,15 @@ class Predictor:
         saving a re-serialization on the hot path.
         """
         upstream = upstream or model.primary
-        span = self.tracer.start_span(
-            f"infer {upstream.name}", context=set_span_in_context(parent), kind=SpanKind.CLIENT
+        # A request whose span is not sampled records no child either (every standard
+        # sampler decides alike for one trace): its own span context is propagated, and
+        # the cost of starting a second unrecorded span is saved.
+        span = (
+            self.tracer.start_span(
+                f"infer {upstream.name}", context=set_span_in_context(parent), kind=SpanKind.CLIENT
+            )
+            if parent.is_recording()
+            else parent
         )
         if span.is_recording():
             span.set_attribute("server.address", upstream.base_url)
@@ -151,7 +158,8 @@ class Predictor:
             raise
         finally:
             self.metrics.observe_upstream(model.name, upstream.name, result, self.clock() - started)
-            span.end()
+            if span is not parent:
+                span.end()
         return answer, Provenance("primary", upstream.name, degraded=False, feature_source="none")
 
     def step_budget(

@@ -32,6 +32,8 @@ def uvicorn_options(config: LoadedConfig) -> dict[str, Any]:
         "loop": "uvloop",
         "http": CoalescingHttpToolsProtocol,
         "access_log": False,
+        # The gateway reads no client address; uvicorn's X-Forwarded-* rewriting is skipped.
+        "proxy_headers": False,
         "log_level": "info",
         "timeout_graceful_shutdown": config.settings.server.graceful_shutdown_seconds,
     }

@@ -117,6 +117,23 @@ def test_traceparent_reaches_the_upstream_and_spans_link(
     assert server.attributes is not None and server.attributes["gateway.batch_size"] == 1
 
 
+def test_an_unsampled_callers_trace_continues_upstream_with_nothing_recorded(
+    gateway: GatewayThread, model_server: ModelServer
+) -> None:
+    gateway.exporter.clear()
+    trace_id, caller_span = "5bf92f3577b34da6a3ce929d0e0e4737", "10f067aa0ba902b8"
+    response = httpx.post(
+        f"{gateway.url}/v2/models/fraud/infer",
+        json=v2_body([ROW]),
+        headers={"traceparent": f"00-{trace_id}-{caller_span}-00"},
+    )
+    assert response.status_code == 200
+    sent = upstream_stats(model_server)["last_headers"]["traceparent"]
+    assert sent.startswith(f"00-{trace_id}-") and sent.endswith("-00")
+    assert response.headers["traceparent"].startswith(f"00-{trace_id}-")
+    assert gateway.exporter.get_finished_spans() == ()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "message"),
     [
