@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -21,9 +22,31 @@ DEFAULT_CONFIG = Path("config/gateway.yaml")
 log = logging.getLogger("gateway")
 
 
+# Net allocations between young-generation collections (CPython's default: 700).
+GC_GEN0_THRESHOLD = 7_000
+
+
+def settle_heap() -> None:
+    """Freeze what startup built and collect the young generation less often.
+
+    The models, config and libraries loaded at startup live as long as the process:
+    frozen, no full collection walks them again. A prediction allocates hundreds of
+    containers, so at CPython's default threshold a young collection ran every few
+    requests. Together this measured about a tenth of the gateway's CPU per prediction
+    (docs/architecture.md). Garbage without cycles is freed by reference counting as
+    before; only cyclic garbage waits a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, middle, oldest)
+
+
 def app_from_env() -> GatewayApp:
     """App factory for uvicorn workers: reads the config named by ``$GATEWAY_CONFIG``."""
-    return create_app(load_config(Path(os.environ.get(CONFIG_ENV, str(DEFAULT_CONFIG)))))
+    app = create_app(load_config(Path(os.environ.get(CONFIG_ENV, str(DEFAULT_CONFIG)))))
+    settle_heap()
+    return app
 
 
 def uvicorn_options(config: LoadedConfig) -> dict[str, Any]:
@@ -49,4 +72,6 @@ def serve(config: LoadedConfig, host: str, port: int, workers: int = 1) -> None:
             os.environ[CONFIG_ENV] = str(config.source.resolve())
             uvicorn.run("gateway.server:app_from_env", factory=True, workers=workers, **common)
         else:
-            uvicorn.run(create_app(config), **common)
+            app = create_app(config)
+            settle_heap()
+            uvicorn.run(app, **common)
