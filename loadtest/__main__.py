@@ -1,4 +1,4 @@
-"""``python -m loadtest bench`` and ``python -m loadtest run SCENARIO``."""
+"""``python -m loadtest bench``, ``soak`` and ``run SCENARIO``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from loadtest import bench, runner
+from loadtest import bench, runner, soak
 
 
 def main() -> int:
@@ -15,9 +15,20 @@ def main() -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench_parser = commands.add_parser(
-        "bench", help="the gateway against its baselines, as ratios", description=bench.__doc__
+        "bench",
+        help="the gateway against its baselines, as ratios",
+        description=bench.__doc__,
+        epilog=bench.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_arguments(bench_parser)
+    soak_parser = commands.add_parser(
+        "soak",
+        help="the gateway's RSS over a long steady open-loop run",
+        description=soak.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_soak_arguments(soak_parser)
     run_parser = commands.add_parser(
         "run", help="run a scenario: load phases, faults, expectations", description=runner.__doc__
     )
@@ -36,6 +47,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "bench":
         return bench.main(args)
+    if args.command == "soak":
+        return bench.soak_main(args)
     return runner.main(args.scenario, args.out, args.scale)
 
 

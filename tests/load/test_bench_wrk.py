@@ -1,0 +1,109 @@
+"""The bench's wrk scripts: Lua quoting, body rotation, reading wrk's report; one real wrk run."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from loadtest import wrk
+
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8080/v1/models/fraud:predict
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    21.50ms    3.12ms  40.10ms   80.00%
+    Req/Sec     1.49k    80.00     1.60k    70.00%
+  2980 requests in 2.00s, 1.10MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1489.52
+Transfer/sec:    562.00KB
+"""
+
+
+def test_lua_strings_escape_quotes_backslashes_and_non_ascii() -> None:
+    assert wrk.lua_string(b'{"a": "b"}') == '"{\\"a\\": \\"b\\"}"'
+    assert wrk.lua_string(b"a\\b") == '"a\\\\b"'
+    assert wrk.lua_string("é\n".encode()) == '"\\195\\169\\010"'
+
+
+def test_one_body_is_a_fixed_wrk_body() -> None:
+    text = wrk.script([("/v2/models/fraud/infer", b'{"inputs": []}')])
+    assert 'wrk.body = "{\\"inputs\\": []}"' in text
+    assert "function request" not in text and 'wrk.method = "POST"' in text
+
+
+def test_several_bodies_are_formatted_once_and_rotated() -> None:
+    requests = [("/v1/models/fraud:predict", f'{{"n": {i}}}'.encode()) for i in range(3)]
+    text = wrk.script(requests)
+    for i in range(3):
+        assert text.count(f'{{"/v1/models/fraud:predict", "{{\\"n\\": {i}}}"}},') == 1
+    assert "function init(args)" in text and "wrk.format(nil, r[1], nil, r[2])" in text
+    assert "turn = turn % #formatted + 1" in text
+    with pytest.raises(ValueError):
+        wrk.script([])
+
+
+def test_wrk_report_is_read_with_its_errors() -> None:
+    result = wrk.parse(WRK_OUTPUT)
+    assert result == wrk.WrkResult(1489.52, 2980, 4, 3)
+    clean = wrk.parse(WRK_OUTPUT.replace("  Non-2xx or 3xx responses: 4\n", ""))
+    assert clean.non_2xx == 0
+    with pytest.raises(RuntimeError):
+        wrk.parse("wrk: connection refused")
+
+
+@pytest.fixture
+def recording_server() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """An aiohttp server in a thread that records (path, body) of every POST."""
+    seen: list[tuple[str, bytes]] = []
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    box: dict[str, object] = {}
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.path, await request.read()))
+        return web.json_response({})
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", record)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        box["runner"] = runner
+        box["port"] = runner.addresses[0][1]
+        started.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(serve(), loop).result(10)
+    started.wait(10)
+    yield f"http://127.0.0.1:{box['port']}", seen
+    runner = box["runner"]
+    assert isinstance(runner, web.AppRunner)
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_real_wrk_sends_each_body_in_turn(
+    recording_server: tuple[str, list[tuple[str, bytes]]], tmp_path: Path
+) -> None:
+    base, seen = recording_server
+    requests = [(f"/p{i}", f'{{"n": {i}, "s": "\\u00e9"}}'.encode()) for i in range(3)]
+    result = wrk.run(base + "/p0", requests, 1, 1, tmp_path / "post.lua", None)
+    assert result.requests >= 3 and result.non_2xx == 0
+    assert set(seen) == set(requests)
+    # One connection: the server sees the bodies in the script's order, over and over.
+    first = requests.index(seen[0])
+    assert seen[:6] == [requests[(first + i) % 3] for i in range(6)]
