@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Variant = Literal["primary", "canary", "fallback", "default"]
@@ -20,8 +20,10 @@ class Provenance:
 
     def with_features(self, source: FeatureSource) -> Provenance:
         """This provenance with the request's feature ``source``; cache or defaults degrade it."""
+        if source == self.feature_source:
+            return self
         degraded = self.degraded or source in ("cache", "defaults")
-        return replace(self, feature_source=source, degraded=degraded)
+        return Provenance(self.variant, self.served_by, degraded, source)
 
     def headers(self) -> dict[str, str]:
         return {

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from math import prod
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from gateway.contracts.card import ModelCard
 from gateway.contracts.problems import OutputViolation, shown, violation
@@ -51,27 +51,20 @@ class _OutputSpec:
     fixed: tuple[tuple[int, int], ...]  # (dimension, size) of every dimension that is not -1
 
     def check(self, tensor: dict[str, Any], batch: int) -> list[str]:
-        where = f"output {self.name!r}"
         datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
         if datatype != self.datatype:
             return [
                 violation(
-                    where,
+                    self.where,
                     self.name,
                     "output_datatype",
                     f"datatype {shown(datatype)}, the card declares {self.datatype!r}",
                 )
             ]
-        if (
-            type(shape) is not list
-            or len(shape) != len(self.shape)
-            or set(map(type, shape)) != _INT_SET
-            or min(shape) < 0
-            or any(shape[i] != n for i, n in self.fixed)
-        ):
+        if not self._shape_fits(shape):
             return [
                 violation(
-                    where,
+                    self.where,
                     self.name,
                     "output_shape",
                     f"shape {shown(shape)} does not fit the card's {list(self.shape)}",
@@ -80,20 +73,20 @@ class _OutputSpec:
         if shape[0] != batch:
             return [
                 violation(
-                    where,
+                    self.where,
                     self.name,
                     "output_batch",
                     f"batch dimension {shape[0]}, the request has {batch} rows",
                 )
             ]
         if not isinstance(data, list):
-            return [violation(where, self.name, "output_shape", "has no data list")]
+            return [violation(self.where, self.name, "output_shape", "has no data list")]
         if data and isinstance(data[0], list):
             data = _flatten(data, len(self.shape))
         if len(data) != prod(shape):
             return [
                 violation(
-                    where,
+                    self.where,
                     self.name,
                     "output_shape",
                     f"holds {len(data)} elements, shape {shape} needs {prod(shape)}",
@@ -101,7 +94,24 @@ class _OutputSpec:
             ]
         if not data or self._passes(data, batch):
             return []
-        return self._explain(data, where, len(data) // batch if batch else 1)
+        return self._explain(data, self.where, len(data) // batch if batch else 1)
+
+    @property
+    def where(self) -> str:
+        return f"output {self.name!r}"
+
+    def _shape_fits(self, shape: Any) -> TypeGuard[list[int]]:
+        if (
+            type(shape) is not list
+            or len(shape) != len(self.shape)
+            or set(map(type, shape)) != _INT_SET
+            or min(shape) < 0
+        ):
+            return False
+        for dimension, size in self.fixed:
+            if shape[dimension] != size:
+                return False
+        return True
 
     def _passes(self, data: list[Any], batch: int) -> bool:
         if not set(map(type, data)) <= self.types:

@@ -38,10 +38,13 @@ class Deadline:
 def client_timeout_ms(headers: Mapping[str, str], doc: Any = None) -> float | None:
     """The deadline a client asked for, in ms (header first, then OIP ``parameters``)."""
     raw: Any = headers.get(TIMEOUT_HEADER)
-    where = f"header {TIMEOUT_HEADER}"
-    if raw is None and isinstance(doc, dict) and isinstance(doc.get("parameters"), dict):
-        raw = doc["parameters"].get(TIMEOUT_PARAMETER)
-        where = f"parameters.{TIMEOUT_PARAMETER}"
+    where = "header " + TIMEOUT_HEADER
+    if raw is None:
+        parameters = doc.get("parameters") if type(doc) is dict else None
+        if type(parameters) is not dict or TIMEOUT_PARAMETER not in parameters:
+            return None
+        raw = parameters[TIMEOUT_PARAMETER]
+        where = "parameters." + TIMEOUT_PARAMETER
     if raw is None:
         return None
     try:
