@@ -1,10 +1,10 @@
 """uvicorn's httptools protocol, sending each response in one write.
 
 uvicorn writes a response's header block and its body with two ``transport.write``
-calls, so every small answer costs two send syscalls (and two TCP segments). Writes made
-in the same event-loop step are gathered here and sent as one at the end of that step;
-an ASGI app that sends ``http.response.start`` and a whole body without awaiting
-anything in between therefore reaches the socket in one write.
+calls, so every small answer costs two send syscalls (and two TCP segments). Here the
+first write is held and goes out joined with the next one; a write left alone is sent at
+the end of the event-loop step. An ASGI app that sends ``http.response.start`` and a
+whole body therefore reaches the socket in one write, without waiting for the loop.
 """
 
 from __future__ import annotations
@@ -16,34 +16,37 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class CoalescingTransport(asyncio.Transport):
-    """Delegates to ``transport``; writes of one loop step go out joined, in order."""
+    """Delegates to ``transport``; writes go out in pairs, or alone at the step's end."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._transport = transport
         self._loop = loop
-        self._pending: list[bytes] = []
+        self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._pending:
+        held = self._held
+        if held is None:
+            self._held = bytes(data)
             self._loop.call_soon(self.flush)
-        self._pending.append(bytes(data))
+        else:
+            self._held = None
+            self._transport.write(held + data)
 
     def flush(self) -> None:
-        """Send what this step wrote (no-op when nothing is pending)."""
-        if not self._pending:
-            return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        """Send a held write (no-op when nothing is held)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()
         self._transport.close()
 
     def abort(self) -> None:
-        self._pending.clear()
+        self._held = None
         self._transport.abort()
 
     def is_closing(self) -> bool:
@@ -65,7 +68,8 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.get_protocol()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+        held = self._held
+        return self._transport.get_write_buffer_size() + (len(held) if held else 0)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)

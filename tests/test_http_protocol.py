@@ -33,20 +33,21 @@ class RecordingTransport(asyncio.Transport):
         return 0
 
 
-def test_writes_of_one_step_go_out_as_one_in_order() -> None:
+def test_a_header_block_and_its_body_go_out_as_one_write() -> None:
     async def scenario() -> list[bytes]:
         inner = RecordingTransport()
         transport = CoalescingTransport(inner, asyncio.get_running_loop())
         transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        assert inner.writes == []  # held for what follows
+        assert transport.get_write_buffer_size() == 19
         transport.write(bytearray(b"body"))
-        assert inner.writes == []  # held until the step ends
-        assert transport.get_write_buffer_size() == 23
-        await asyncio.sleep(0)
-        transport.write(b"next")
-        await asyncio.sleep(0)
+        assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]  # sent at once, joined
+        transport.write(b"alone")
+        assert len(inner.writes) == 1
+        await asyncio.sleep(0)  # a write left alone goes out when the step ends
         return inner.writes
 
-    assert asyncio.run(scenario()) == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
+    assert asyncio.run(scenario()) == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"alone"]
 
 
 def test_close_sends_what_is_pending_first() -> None:
