@@ -363,7 +363,10 @@ def report_upstreams(report: dict[str, Any]) -> tuple[str, ...]:
 def markdown(report: dict[str, Any], rate: int, title: str = "Benchmark") -> str:
     upstreams = report_upstreams(report)
     lines = [f"# {title} {report['when']}", "", f"Machine: {report['machine']}", ""]
-    lines += bench_targets.markdown(bench_targets.evaluate(report, upstreams), upstreams)
+    rows = bench_targets.evaluate(report, upstreams)
+    if title != "Benchmark":  # a partial run (the soak alone): only what it measured
+        rows = [r for r in rows if any(v.measured for v in r.by_upstream.values())]
+    lines += bench_targets.markdown(rows, upstreams)
     for upstream, figures in report["upstreams"].items():
         lines += [f"## Upstream: {upstream}", "",
                   f"| target | req/s c32 | req/s c64 | x bare proxy | CPU s / 1k req | p50 ms @{rate} | p99 ms @{rate} | peak RSS MB |",
