@@ -89,6 +89,7 @@ def test_a_shorter_request_budget_caps_the_store_timeout() -> None:
     import time
 
     from aiohttp import ClientSession, web
+    from local_http import serving
 
     from gateway.errors import FeatureStoreTimeout
     from gateway.features.feast_client import FeastClient
@@ -100,22 +101,14 @@ def test_a_shorter_request_budget_caps_the_store_timeout() -> None:
     async def scenario() -> float:
         app = web.Application()
         app.router.add_post("/get-online-features", slow)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            async with ClientSession() as session:
-                client = FeastClient(session, f"http://127.0.0.1:{port}", timeout_seconds=5.0)
-                started = time.perf_counter()
-                try:
-                    await client.online_features(["v:f"], "customer_id", ["c-1"], 0.1)
-                except FeatureStoreTimeout as exc:
-                    assert "0.1 s" in exc.message
-                    return time.perf_counter() - started
-                raise AssertionError("no timeout")
-        finally:
-            await runner.cleanup()
+        async with serving(app) as port, ClientSession() as session:
+            client = FeastClient(session, f"http://127.0.0.1:{port}", timeout_seconds=5.0)
+            started = time.perf_counter()
+            try:
+                await client.online_features(["v:f"], "customer_id", ["c-1"], 0.1)
+            except FeatureStoreTimeout as exc:
+                assert "0.1 s" in exc.message
+                return time.perf_counter() - started
+            raise AssertionError("no timeout")
 
     assert asyncio.run(scenario()) < 0.8

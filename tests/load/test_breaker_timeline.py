@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from ladder_support import FALLBACK_SHA256, TOKEN, ladder_config
+from local_http import serving
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import MODELS, GatewayThread, free_port
 
@@ -121,25 +122,20 @@ def test_the_poller_records_states_and_failed_polls_as_unknown() -> None:
     async def scenario() -> tuple[list[BreakerSample], float]:
         app = web.Application()
         app.router.add_get("/admin/status", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        stop = asyncio.Event()
-        start = time.perf_counter()
-        task = asyncio.create_task(
-            poll_breakers(f"http://127.0.0.1:{port}", "s3cret", stop, start=start, interval=0.02)
-        )
-        try:
+        async with serving(app) as port:
+            stop = asyncio.Event()
+            start = time.perf_counter()
+            task = asyncio.create_task(
+                poll_breakers(
+                    f"http://127.0.0.1:{port}", "s3cret", stop, start=start, interval=0.02
+                )
+            )
             await asyncio.wait_for(all_given.wait(), 5)
             await asyncio.sleep(0.05)
             stop.set()
             stopped_at = time.perf_counter()
             samples = await task
             return samples, time.perf_counter() - stopped_at
-        finally:
-            await runner.cleanup()
 
     samples, stop_took = asyncio.run(scenario())
     assert set(seen_tokens) == {"Bearer s3cret"}

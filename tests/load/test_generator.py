@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 from aiohttp import web
+from local_http import serving
 
 from loadtest.generator import due_times, read_score, run
 from loadtest.payloads import Payload
@@ -68,16 +69,9 @@ def test_a_stall_shows_in_the_latency_of_every_request_due_during_it() -> None:
         nonlocal stall_until
         app = web.Application()
         app.router.add_post("/p", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        stall_until = time.perf_counter() + 0.5  # the first 0.3 s of the run stall
-        try:
+        async with serving(app) as port:
+            stall_until = time.perf_counter() + 0.5  # the first 0.3 s of the run stall
             records = await run(f"http://127.0.0.1:{port}", [Payload("/p", b"{}", 1)], 100, 1.0)
-        finally:
-            await runner.cleanup()
         assert len(records) == 100
         assert all(r.status == 200 and r.variant == "primary" and r.score == 0.5 for r in records)
         return [r.latency for r in records]
