@@ -128,9 +128,22 @@ class Enricher:
         now = self._wall()
         counters = self._model_counters(plan.model)
         resolved: dict[str, tuple[list[Any], InstanceFeatures]] = {}
-        for index, entity in enumerate(unique):
-            live = None if fetched is None else {ref: col[index] for ref, col in fetched.items()}
-            resolved[entity] = self._resolve(plan, entity, live, now, counters, store_outcome)
+        # Values served per rung, counted here and added once: a locked increment per
+        # value was a visible share of a cached v1 prediction.
+        tally: dict[ValueSource, int] = {}
+        try:
+            for index, entity in enumerate(unique):
+                live = (
+                    None if fetched is None else {ref: col[index] for ref, col in fetched.items()}
+                )
+                resolved[entity] = self._resolve(
+                    plan, entity, live, now, counters, store_outcome, tally
+                )
+        finally:
+            for rung, count in tally.items():
+                counters.served[rung].inc(count)
+            if "cache" in tally:  # every value served from the cache was a fresh hit
+                counters.hits.inc(tally["cache"])
         columns: dict[str, list[Any]] = {f.name: [] for f in plan.features}
         instances = []
         for entity in entity_ids:
@@ -187,6 +200,7 @@ class Enricher:
         now: float,
         counters: _ModelCounters,
         store_outcome: str,
+        tally: dict[ValueSource, int],
     ) -> tuple[list[Any], InstanceFeatures]:
         values: list[Any] = []
         sources: dict[str, ValueSource] = {}
@@ -204,7 +218,7 @@ class Enricher:
                 )
             values.append(value)
             sources[feature.name] = source
-            counters.served[source].inc()
+            tally[source] = tally.get(source, 0) + 1
             if event_time is not None:
                 age = age_seconds(event_time, now)
                 counters.ages.observe(age)
@@ -230,8 +244,7 @@ class Enricher:
                 counters.stale.inc()
         cached = self.cache.get(entity, feature.ref)
         if cached is not None and is_fresh(cached.event_time, now, feature.max_age):
-            counters.hits.inc()
-            return cached.value, "cache", cached.event_time
+            return cached.value, "cache", cached.event_time  # a hit, counted by the caller
         (counters.misses if cached is None else counters.expired).inc()
         if feature.default is not None:
             return feature.default, "defaults", None
