@@ -157,9 +157,10 @@ def measure(target: Target, args: argparse.Namespace, workdir: Path) -> dict[str
     answered = c32.requests + c64.requests
     problems: list[str] = []
     for rate in args.rates:
-        records = asyncio.run(
-            generator.run(target.base, target.payloads, rate, args.latency_seconds)
-        )
+        with on_core(LOAD_CORE):  # the generator beside wrk's core, away from the server's
+            records = asyncio.run(
+                generator.run(target.base, target.payloads, rate, args.latency_seconds)
+            )
         ok = [r.latency * 1000 for r in records if r.status == 200]
         figures[f"latency_ms_at_{rate}"] = {k: round(v, 3) for k, v in summary(ok).items()}
         figures[f"errors_at_{rate}"] = len(records) - len(ok)
