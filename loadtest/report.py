@@ -17,6 +17,7 @@ from loadtest.stats import auc, summary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # Band colors of the breaker panel, by state.
 STATE_COLORS = {"closed": "tab:green", "half_open": "tab:orange", "open": "tab:red",
@@ -205,6 +206,16 @@ def _mix(counts: dict[str | None, int]) -> str:
 
 
 def plot(doc: dict[str, Any], out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(doc)
+    fig.savefig(out / "timeline.png", dpi=80)
+    plt.close(fig)
+
+
+def timeline_figure(doc: dict[str, Any]) -> Figure:
+    """Status mix, latency, served-by rung, feature source and breaker states per second,
+    one panel each on the same time axis, faults as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -212,31 +223,37 @@ def plot(doc: dict[str, Any], out: Path) -> None:
 
     rows = doc["timeline"]
     seconds = [r["second"] for r in rows]
-    fig, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True,
-                             gridspec_kw={"height_ratios": [3, 3, 3, 2]})  # fmt: skip
-    axes[0].plot(seconds, [r["requests"] - r["errors"] for r in rows], label="ok/s")
-    axes[0].plot(seconds, [r["errors"] for r in rows], label="errors/s", color="red")
-    axes[0].set_ylabel("answers per second")
+    fig, axes = plt.subplots(5, 1, figsize=(10, 13), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 3, 3, 2, 2]})  # fmt: skip
+    statuses = sorted({k for r in rows for k in r["statuses"]})
+    for status in statuses:  # 200 first: the others are what went wrong
+        color = "tab:blue" if status == "200" else None
+        axes[0].plot(seconds, [r["statuses"].get(status, 0) for r in rows], label=status,
+                     color=color)  # fmt: skip
+    axes[0].set_ylabel("answers per s, by status")
     axes[1].plot(seconds, [r["p50_ms"] for r in rows], label="p50")
     axes[1].plot(seconds, [r["p99_ms"] for r in rows], label="p99")
     axes[1].set_ylabel("latency (ms)")
     axes[1].set_yscale("log")
-    rungs = sorted({k for r in rows for k in r["served_by"] if k})
-    axes[2].stackplot(
-        seconds, *[[r["served_by"].get(k, 0) for r in rows] for k in rungs], labels=rungs
-    )
-    axes[2].set_ylabel("served by (per s)")
-    for axis in axes[:3]:
+    _stacked(axes[2], seconds, [r["served_by"] for r in rows], "served by (per s)")
+    _stacked(axes[3], seconds, [r["feature_source"] for r in rows], "feature source (per s)")
+    for axis in axes[:4]:
         axis.legend(loc="upper right", fontsize="small")
-    breaker_panel(axes[3], _samples(doc))
-    axes[3].set_xlabel("seconds")
+    breaker_panel(axes[4], _samples(doc))
+    axes[4].set_xlabel("seconds")
     for axis in axes:
         for fault in doc["faults"]:
             axis.axvline(fault["at"], color="black", linestyle="--", linewidth=0.8)
     fig.suptitle(f"{doc['scenario']} (dashed: faults)")
     fig.tight_layout()
-    fig.savefig(out / "timeline.png", dpi=80)
-    plt.close(fig)
+    return fig
+
+
+def _stacked(axis: Axes, seconds: list[int], mixes: list[dict[str, int]], label: str) -> None:
+    """Answers per second stacked by a provenance value (rung, feature source)."""
+    keys = sorted({k for mix in mixes for k in mix if k})
+    axis.stackplot(seconds, *[[mix.get(k, 0) for mix in mixes] for k in keys], labels=keys)
+    axis.set_ylabel(label)
 
 
 def breaker_panel(axis: Axes, samples: Sequence[BreakerSample]) -> None:
