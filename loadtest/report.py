@@ -222,7 +222,7 @@ def timeline_figure(doc: dict[str, Any]) -> Figure:
     import matplotlib.pyplot as plt
 
     rows = doc["timeline"]
-    seconds = [r["second"] for r in rows]
+    seconds = [r["second"] + 0.5 for r in rows]  # each second's figures at its middle
     fig, axes = plt.subplots(5, 1, figsize=(10, 13), sharex=True,
                              gridspec_kw={"height_ratios": [3, 3, 3, 2, 2]})  # fmt: skip
     statuses = sorted({k for r in rows for k in r["statuses"]})
@@ -249,7 +249,7 @@ def timeline_figure(doc: dict[str, Any]) -> Figure:
     return fig
 
 
-def _stacked(axis: Axes, seconds: list[int], mixes: list[dict[str, int]], label: str) -> None:
+def _stacked(axis: Axes, seconds: list[float], mixes: list[dict[str, int]], label: str) -> None:
     """Answers per second stacked by a provenance value (rung, feature source)."""
     keys = sorted({k for mix in mixes for k in mix if k})
     axis.stackplot(seconds, *[[mix.get(k, 0) for mix in mixes] for k in keys], labels=keys)
