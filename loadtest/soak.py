@@ -26,6 +26,13 @@ from loadtest.stats import summary
 MB = 2**20
 
 
+# The soak's client keeps a bounded pool, as a service calling the gateway would (aiohttp's
+# default size). Unbounded, the pool grows after every burst that follows a stall and never
+# shrinks (aiohttp reuses its connections in turn, so none idles out): the gateway's RSS
+# then grew ~20 KB per connection the client had opened, and measured the client.
+CLIENT_CONNECTIONS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class SoakSettings:
     seconds: float
@@ -126,7 +133,8 @@ async def drive(
     latencies: list[float] = []
     samples: list[tuple[float, int]] = []
     per_window: list[dict[str, Any]] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    connector = aiohttp.TCPConnector(limit=CLIENT_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
         for length in windows(settings.warmup_seconds, settings.interval_seconds):
             records = await generator.run(base, payloads, settings.rate, length, session=session)
             warmup_errors += sum(1 for r in records if r.status != 200)
