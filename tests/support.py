@@ -145,6 +145,17 @@ class ModelServer:
     port: int
 
 
+@contextlib.contextmanager
+def model_server_running(
+    *extra: str, model_dir: Path = MODELS / "fraud-v1"
+) -> Iterator[ModelServer]:
+    """A real ``gateway model-server`` (with ``extra`` options) on a free port, for the block."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(model_server_command(model_dir, port, *extra), f"{url}/v2/health/ready"):
+        yield ModelServer(url, port)
+
+
 def write_config(folder: Path, upstream_url: str, extra: str = "") -> Path:
     path = folder / "gateway.yaml"
     path.write_text(

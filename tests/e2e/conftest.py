@@ -7,12 +7,9 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import (
-    MODELS,
     GatewayThread,
     ModelServer,
-    free_port,
-    model_server_command,
-    running,
+    model_server_running,
     write_config,
 )
 
@@ -21,10 +18,8 @@ from gateway.settings import load_config
 
 @pytest.fixture(scope="module")
 def model_server() -> Iterator[ModelServer]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(model_server_command(MODELS / "fraud-v1", port), f"{url}/v2/health/ready"):
-        yield ModelServer(url, port)
+    with model_server_running() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from support import (
     ModelServer,
     free_port,
     model_server_command,
+    model_server_running,
     running,
     write_config,
 )
@@ -41,10 +42,8 @@ FALLBACK = f"    fallback: {{card: {MODELS / 'fraud-fallback'}, sha256: {FALLBAC
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[ModelServer]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(model_server_command(MODELS / "fraud-v1", port), f"{url}/v2/health/ready"):
-        yield ModelServer(url, port)
+    with model_server_running() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

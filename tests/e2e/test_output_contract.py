@@ -15,12 +15,9 @@ import pytest
 from contract_samples import V1, V2, v1, v2_doc
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import (
-    MODELS,
     GatewayThread,
     ModelServer,
-    free_port,
-    model_server_command,
-    running,
+    model_server_running,
     write_config,
 )
 
@@ -39,11 +36,8 @@ FAULTS = {
 
 @pytest.fixture(scope="module")
 def faulty_server() -> Iterator[ModelServer]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = model_server_command(MODELS / "fraud-v1", port, "--fault-mode", "nan")
-    with running(command, f"{url}/v2/health/ready"):
-        yield ModelServer(url, port)
+    with model_server_running("--fault-mode", "nan") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from feast_support import Feast, serve_feast
-from support import MODELS, ModelServer, free_port, model_server_command, running
+from support import ModelServer, free_port, model_server_running
 
 from gateway.demo.feature_repo import prepare_feature_repo
 
@@ -29,7 +29,5 @@ def feast(feast_repo: Path) -> Iterator[Feast]:
 
 @pytest.fixture(scope="module")
 def model_server() -> Iterator[ModelServer]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(model_server_command(MODELS / "fraud-v1", port), f"{url}/v2/health/ready"):
-        yield ModelServer(url, port)
+    with model_server_running() as server:
+        yield server
