@@ -53,7 +53,6 @@ class FeastClient:
 
     def __init__(self, session: aiohttp.ClientSession, url: str, timeout_seconds: float) -> None:
         self.url = url
-        self.name = url
         self._endpoint = f"{url}/get-online-features"
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -90,11 +89,11 @@ class FeastClient:
                 payload = await response.read()
                 status = response.status
         except TimeoutError as exc:
-            raise FeatureStoreTimeout(self.name, f"no answer within {timeout.total:g} s") from exc
+            raise FeatureStoreTimeout(self.url, f"no answer within {timeout.total:g} s") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise FeatureStoreUnavailable(self.name, _describe(exc)) from exc
+            raise FeatureStoreUnavailable(self.url, _describe(exc)) from exc
         if status != 200:
-            raise FeatureStoreBadResponse(self.name, f"HTTP {status}: {error_message(payload)}")
+            raise FeatureStoreBadResponse(self.url, f"HTTP {status}: {error_message(payload)}")
         return self._parse(payload, refs, len(entity_ids))
 
     def _parse(
@@ -108,7 +107,7 @@ class FeastClient:
             parsed = {ref: _column(columns[full_name(ref)], count) for ref in refs}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise FeatureStoreBadResponse(
-                self.name, f"unreadable answer ({type(exc).__name__}: {exc})"
+                self.url, f"unreadable answer ({type(exc).__name__}: {exc})"
             ) from exc
         return parsed
 
