@@ -2,9 +2,12 @@
 
 The generic breaker opens on consecutive failures only; an upstream's may also open on a
 failure rate or a slow-call rate, so this subclass times each call on the breaker's clock
-and hands the outcome to the policy while closed. The half-open rules are the parent's:
-at most ``half_open_max_calls`` trials at once, the first success closes, a failure (or,
-with the slow-call rule on, a slow trial) opens again.
+and hands the outcome to the policy while closed. pybreaker has no such rules (its closed
+state counts consecutive failures only), so the policy decides when to trip and the
+transitions are still pybreaker's, made through the parent (its storage holds the state
+and the consecutive-failure count, its listeners see every move). The half-open rules are
+the parent's: at most ``half_open_max_calls`` trials at once, the first success closes, a
+failure (or, with the slow-call rule on, a slow trial) opens again.
 
     with breaker.calling():       # CircuitOpen when not allowed, as for the parent
         answer = await post_infer(...)
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+
+import pybreaker
 
 from gateway.resilience.breaker import CircuitBreaker, Listener
 from gateway.resilience.trip_policy import TripPolicy
@@ -51,6 +56,7 @@ class UpstreamBreaker(CircuitBreaker):
 
     @property
     def trials_in_flight(self) -> int:
+        """Half-open trial calls admitted and not finished yet."""
         return self._trials
 
     def _outcome(self, failed: bool, seconds: float) -> None:
@@ -63,15 +69,19 @@ class UpstreamBreaker(CircuitBreaker):
         self._record(True, 0.0)
 
     def _record(self, failed: bool, seconds: float) -> None:
-        if self._state == "half_open":
+        # The stored state, not ``state``: an outcome never moves an open breaker.
+        stored = self._storage.state
+        if stored == pybreaker.STATE_HALF_OPEN:
             if failed or self.policy.is_slow(seconds):
+                # Set before the transition: the listeners log the reason.
                 self.trip_reason = "a half-open trial call " + ("failed" if failed else "was slow")
                 self._open()
             else:
                 self.policy.reset()
                 self.trip_reason = None
-                self._move("closed")
-        elif self._state == "closed":
+                self._close()
+        elif stored == pybreaker.STATE_CLOSED:
+            self._count(failed)  # pybreaker's counter mirrors the policy's streak
             reason = self.policy.record(failed, seconds)
             if reason is not None:
                 self.trip_reason = reason
