@@ -12,10 +12,10 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 
 class DemoError(Exception):
@@ -50,13 +50,14 @@ class Child:
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            code = self.exited()
-            if code is not None:
-                raise DemoError(f"{self.name} exited with code {code}:\n{self.log_tail()}")
-            if _answers_200(self.health_url):
-                return
-            time.sleep(0.1)
+        with _health_client() as client:
+            while time.monotonic() < deadline:
+                code = self.exited()
+                if code is not None:
+                    raise DemoError(f"{self.name} exited with code {code}:\n{self.log_tail()}")
+                if _answers_200(client, self.health_url):
+                    return
+                time.sleep(0.1)
         raise DemoError(
             f"{self.name} not healthy at {self.health_url} after {timeout:g} s:\n{self.log_tail()}"
         )
@@ -87,11 +88,18 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _answers_200(url: str) -> bool:
+def _health_client() -> httpx.Client:
+    # The children run on this machine, so a proxy from the environment could only misroute
+    # the probe (urllib, used before, sent it to $HTTP_PROXY unless $NO_PROXY named the host).
+    # Redirects are followed as urllib did.
+    return httpx.Client(timeout=1.0, follow_redirects=True, trust_env=False)
+
+
+def _answers_200(client: httpx.Client, url: str) -> bool:
+    """True when ``url`` answers 200; an unreachable, slow or malformed URL is just not yet."""
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
+        return client.get(url).status_code == 200
+    except (httpx.HTTPError, httpx.InvalidURL, OSError):
         return False
 
 

@@ -8,21 +8,27 @@ log. A running gateway picks the change up through its config reload.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from gateway.rollout import audit
-from gateway.rollout.yaml_edit import edit
+from gateway.rollout.yaml_edit import edit, swap_fields
 from gateway.settings.loader import ConfigError, load_config
+from gateway.settings.schema import UpstreamSettings
 
-# The upstream fields promote swaps between primary and canary; ``weight`` stays put.
-_UPSTREAM_KEYS = ("name", "url", "model_name", "model_version", "timeout_ms")
+# Every field describing an upstream endpoint moves with it on promote (replicas too: left
+# behind, they would round-robin the new primary's traffic to the old model); ``weight``
+# is the canary slot's share of traffic, not the endpoint's, and stays put.
+_UPSTREAM_KEYS = tuple(key for key in UpstreamSettings.model_fields if key != "weight")
+# Applies to each phase (connect, read, ...), as urllib's socket timeout did to each
+# socket operation.
+_LIVE_TIMEOUT_SECONDS = 2.0
 
 
 class RolloutError(Exception):
@@ -87,6 +93,9 @@ def rollback(config: Path, model: str, log: Path) -> dict[str, Any]:
 def promote(config: Path, model: str, log: Path) -> dict[str, Any]:
     """The canary becomes the primary at weight 0; the old primary stays as the canary.
 
+    Every endpoint field (url, replicas, timeouts, ...) moves with its upstream; a field
+    set on one side only is removed from it and set on the other.
+
     Keeping the old primary as a zero-weight canary makes undoing a promotion one more
     ``promote``.
     """
@@ -96,22 +105,12 @@ def promote(config: Path, model: str, log: Path) -> dict[str, Any]:
         entry = _model(tree, model)
         primary, canary = entry["primary"], _canary(tree, model)
         seen["before"] = {"primary": primary.get("name"), "canary": canary.get("name")}
-        for key in _UPSTREAM_KEYS:
-            old_primary, old_canary = primary.get(key), canary.get(key)
-            _put(primary, key, old_canary)
-            _put(canary, key, old_primary)
+        swap_fields(primary, canary, _UPSTREAM_KEYS)
         canary["weight"] = 0
         seen["after"] = {"primary": primary.get("name"), "canary": canary.get("name")}
 
     _apply(config, change)
     return audit.record(log, "promote", model, seen["before"], seen["after"])
-
-
-def _put(mapping: Any, key: str, value: Any) -> None:
-    if value is None:
-        mapping.pop(key, None)
-    else:
-        mapping[key] = value
 
 
 def _apply(config: Path, change: Any) -> None:
@@ -158,28 +157,57 @@ def status(config: Path, model: str, gateway_url: str | None) -> str:
 
 
 def _live(gateway_url: str, model: str) -> str:
-    request = urllib.request.Request(f"{gateway_url.rstrip('/')}/admin/status")
+    base = gateway_url.rstrip("/")
     token = os.environ.get("GATEWAY_ADMIN_TOKEN")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            doc = orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        hint = (
-            " (set GATEWAY_ADMIN_TOKEN to the gateway's admin token)"
-            if exc.code in (401, 403)
-            else ""
+        # urllib, used before, sent even loopback requests to $HTTP_PROXY unless $NO_PROXY
+        # named the host; a proxy cannot reach this machine's gateway, so the environment
+        # is ignored for loopback. A remote gateway may well need the proxy. Redirects are
+        # followed as urllib did; httpx drops the token when one leaves the origin.
+        with httpx.Client(
+            timeout=_LIVE_TIMEOUT_SECONDS, follow_redirects=True, trust_env=not _loopback(base)
+        ) as client:
+            response = client.get(f"{base}/admin/status", headers=headers)
+        if not response.is_success:
+            hint = (
+                " (set GATEWAY_ADMIN_TOKEN to the gateway's admin token)"
+                if response.status_code in (401, 403)
+                else ""
+            )
+            return f"  live     not available from {gateway_url}: HTTP {response.status_code}{hint}"
+        doc = orjson.loads(response.content)
+    except httpx.TimeoutException:
+        return (
+            f"  live     not available from {gateway_url}: "
+            f"no answer within {_LIVE_TIMEOUT_SECONDS:g} s"
         )
-        return f"  live     not available from {gateway_url}: HTTP {exc.code}{hint}"
-    except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as exc:
+    except httpx.ConnectError as exc:
+        return f"  live     not available from {gateway_url}: cannot connect ({exc})"
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         return f"  live     not available from {gateway_url}: {exc}"
+    except orjson.JSONDecodeError as exc:
+        return f"  live     not available from {gateway_url}: the answer is not JSON ({exc})"
     section = doc.get("models", {}).get(model) if isinstance(doc, dict) else None
     if section is None:
         return f"  live     {gateway_url} reports nothing for {model!r}"
     return "  live     " + orjson.dumps(section, option=orjson.OPT_INDENT_2).decode().replace(
         "\n", "\n           "
     )
+
+
+def _loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine's loopback (a name or an address)."""
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -123,6 +123,87 @@ def test_promote_swaps_primary_and_canary_and_keeps_comments(config: Path) -> No
     assert audit_entries(config)[-1]["after"] == {"primary": "fraud-v2", "canary": "fraud-v1"}
 
 
+REPLICATED = CONFIG.replace(
+    """      timeout_ms: 1000
+    canary:
+""",
+    """      timeout_ms: 1000
+      # rack b runs the same model
+      replicas:               # round-robined with the url
+        - http://127.0.0.1:8101   # spare
+        - http://127.0.0.1:8102
+    # The canary takes its share by weight.
+    canary:
+""",
+)
+
+
+def comments(text: str) -> list[str]:
+    return sorted(line[line.index("#") :] for line in text.splitlines() if "#" in line)
+
+
+def test_promote_moves_the_replicas_with_their_upstream(config: Path) -> None:
+    config.write_text(REPLICATED)
+    assert main(["rollout", "--config", str(config), "promote", "fraud"]) == 0
+    text = config.read_text()
+    settings = parse_config(text, config).settings.models["fraud"]
+    assert (settings.primary.name, settings.primary.replicas) == ("fraud-v2", ())
+    assert settings.canary is not None
+    assert settings.canary.name == "fraud-v1"
+    assert settings.canary.replicas == ("http://127.0.0.1:8101", "http://127.0.0.1:8102")
+    assert comments(text) == comments(REPLICATED)
+    # The replicas' comments travel with them; the line above `canary:` stays above it.
+    assert "      # rack b runs the same model\n      replicas:  " in text
+    assert "    # The canary takes its share by weight.\n    canary:\n" in text
+    [entry] = audit_entries(config)
+    assert entry["command"] == "promote" and entry["model"] == "fraud"
+    assert entry["before"] == {"primary": "fraud-v1", "canary": "fraud-v2"}
+    assert entry["after"] == {"primary": "fraud-v2", "canary": "fraud-v1"}
+    # Undoing a promotion is one more promote, byte for byte.
+    assert main(["rollout", "--config", str(config), "promote", "fraud"]) == 0
+    assert config.read_text() == REPLICATED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Fields only on the canary, one of them the canary's last before weight.
+        CONFIG.replace(
+            "      url: http://127.0.0.1:8002\n",
+            "      url: http://127.0.0.1:8002\n"
+            "      model_name: fraud   # as the server names it\n"
+            "\n"
+            "      # one more host\n"
+            "      replicas: [http://127.0.0.1:8202]   # flow style\n",
+        ),
+        # A flow-style primary (its URLs quoted, as a plain one would be once in it).
+        CONFIG.replace(
+            """    primary:
+      name: fraud-v1
+      url: http://127.0.0.1:8001
+      timeout_ms: 1000
+""",
+            """    primary: {name: fraud-v1, url: "http://127.0.0.1:8001", replicas: ["http://127.0.0.1:8101"]}
+""",
+        ).replace("url: http://127.0.0.1:8002", 'url: "http://127.0.0.1:8002"'),
+    ],
+    ids=["canary-only-fields", "flow-style"],
+)
+def test_promote_twice_gives_back_the_same_file(config: Path, text: str) -> None:
+    config.write_text(text)
+    before = parse_config(text, config).settings.models["fraud"]
+    commands.promote(config, "fraud", config.with_name("a.jsonl"))
+    promoted = config.read_text()
+    after = parse_config(promoted, config).settings.models["fraud"]
+    assert after.canary is not None and before.canary is not None
+    # Every endpoint field moved across, whichever side had it.
+    assert after.primary.model_dump() == before.canary.model_dump(exclude={"weight"})
+    assert after.canary.model_dump(exclude={"weight"}) == before.primary.model_dump()
+    assert comments(promoted) == comments(text)
+    commands.promote(config, "fraud", config.with_name("a.jsonl"))
+    assert config.read_text() == text
+
+
 def test_rollback_sets_weight_zero_and_keeps_the_canary(config: Path) -> None:
     commands.set_weight(config, "fraud", 40.0, config.with_name("a.jsonl"))
     assert main(["rollout", "--config", str(config), "rollback", "fraud"]) == 0
