@@ -1,4 +1,11 @@
-"""``create_app(config, seams)``: the ASGI app, its routes and the lifespan owning resources."""
+"""``create_app(config, seams)``: the ASGI app, its routes and the lifespan owning resources.
+
+This is where the layers are put together. ``create_app`` derives what the config alone
+gives (tracer provider, metric families, the first :class:`Runtime`); the lifespan opens
+the HTTP sessions and builds the :class:`PredictionService` whole around them, with the
+feature store's enricher, the shadow dispatcher and the config reloader, and closes all
+of it on shutdown.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +15,40 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import aiohttp
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Tracer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
 from gateway.api import admin, metrics, oip, openapi, v1
-from gateway.api.common import json_response
+from gateway.api.answers import INTERNAL_ERROR, error_response
 from gateway.api.dispatch import GatewayApp
-from gateway.dataplane import Predictor
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
 from gateway.features.feast_client import FeastClient
-from gateway.reconfigure import apply_config
 from gateway.resilience.breaker import CircuitBreaker
-from gateway.resilience.guards import build_guards
 from gateway.routing.shadow import ShadowDispatcher
-from gateway.runtime import build_runtime
+from gateway.service.ladder import Ladder
+from gateway.service.pipeline import PredictionService
+from gateway.service.runtime import Runtime, build_runtime
+from gateway.service.traffic_metrics import TrafficCollector
 from gateway.settings.loader import LoadedConfig
 from gateway.settings.reload import ConfigReloader
-from gateway.state import AppState
+from gateway.settings.schema import FeatureStoreSettings
 from gateway.telemetry.feature_metrics import FeatureMetrics
 from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.telemetry.tracing import build_tracer_provider
-from gateway.telemetry.traffic_metrics import register_traffic_metrics
-from gateway.upstream.client import SessionFactory, default_session, post_infer
+from gateway.upstream.client import SessionFactory, default_session, post_infer, probe_ready
 
 log = logging.getLogger("gateway.app")
 
@@ -66,19 +75,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"method {request.method} is not allowed on {request.url.path}"
     else:
         message = exc.detail
-    return json_response({"error": message}, exc.status_code, dict(exc.headers or {}))
+    return error_response(message, exc.status_code, exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(INTERNAL_ERROR, 500)
 
 
 def build_enricher(
-    config: LoadedConfig,
+    store: FeatureStoreSettings,
+    runtime: Runtime,
     session: aiohttp.ClientSession,
-    state: AppState,
     metrics: FeatureMetrics,
+    tracer: Tracer,
     seams: Seams,
 ) -> Enricher:
     """The feature store client, its breaker and the last-known-good cache, for one app."""
-    store = config.settings.feature_store
-    assert store is not None
+    # The cache keeps values as long as the largest max-age budget could use them.
+    horizon = max((m.features.max_age for m in runtime.models.values() if m.features), default=1.0)  # fmt: skip
 
     def on_change(breaker: CircuitBreaker, old: str, new: str) -> None:
         log.warning("circuit %r: %s -> %s", breaker.name, old, new)
@@ -93,17 +108,14 @@ def build_enricher(
         listeners=[on_change],
     )
     metrics.breaker_state.set(0)
-    horizon = max(
-        (m.features.max_age for m in state.runtime.models.values() if m.features), default=1.0
-    )
     return Enricher(
         client=FeastClient(session, store.url, store.timeout_ms / 1000),
         breaker=breaker,
         cache=LastKnownGood(store.cache.max_entries, horizon, seams.wall_clock),
         metrics=metrics,
-        tracer=state.tracer,
+        tracer=tracer,
         wall_clock=seams.wall_clock,
-        timer=state.clock,
+        timer=seams.clock,
     )
 
 
@@ -122,55 +134,66 @@ def _forget_sighup(installed: bool) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
 
-def create_app(config: LoadedConfig, seams: Seams | None = None) -> GatewayApp:
-    """Build the gateway for ``config``; resources open and close with the lifespan."""
+def create_app(
+    config: LoadedConfig, seams: Seams | None = None, middleware: Sequence[Middleware] = ()
+) -> GatewayApp:
+    """Build the gateway for ``config``; resources open and close with the lifespan.
+
+    ``middleware`` wraps every route, the prediction endpoints included.
+    """
     seams = seams or Seams()
-    provider = build_tracer_provider(config.settings.telemetry, seams.span_exporter)
-    state = AppState(
-        runtime=build_runtime(config),
-        tracer=provider.get_tracer("gateway", __version__),
-        metrics=seams.metrics_factory(),
-        clock=seams.clock,
-    )
+    settings = config.settings
+    provider = build_tracer_provider(settings.telemetry, seams.span_exporter)
+    tracer = provider.get_tracer("gateway", __version__)
+    gateway_metrics = seams.metrics_factory()
+    registry = gateway_metrics.registry
+    ladder_metrics = LadderMetrics(registry)
+    feature_metrics = FeatureMetrics(registry) if settings.feature_store else None
 
-    feature_metrics = (
-        FeatureMetrics(state.metrics.registry) if config.settings.feature_store else None
-    )
+    def rebuild(new: LoadedConfig, previous: Runtime | None) -> Runtime:
+        return build_runtime(new, seams.breaker_clock, ladder_metrics, previous)
 
-    # The ladder's mutable state (breakers, bulkheads, retry budgets) lives as long as the app.
-    ladder_metrics = LadderMetrics(state.metrics.registry)
-    guards = build_guards(config, seams.breaker_clock, ladder_metrics)
-
-    def apply(new_config: LoadedConfig) -> None:
-        apply_config(state, new_config, seams.breaker_clock, ladder_metrics)
-
-    register_traffic_metrics(state)
-    reload_settings = config.settings.server.reload
-    reloader = ConfigReloader(
-        config.source,
-        apply,
-        interval=reload_settings.interval_ms / 1000,
-        on_result=state.metrics.count_reload,
-    )
+    runtime = rebuild(config, None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         session = seams.session_factory()
-        state.predictor = Predictor(
-            session, state.tracer, state.metrics, state.clock, guards, ladder_metrics
-        )
+        transport = partial(post_infer, session)
         # A pool of its own, so a slow store never holds connections the upstreams need.
-        store_session = seams.session_factory() if feature_metrics else None
-        if store_session is not None and feature_metrics is not None:
-            state.enricher = build_enricher(config, store_session, state, feature_metrics, seams)
-        queue = config.settings.server.shadow_queue
-        state.shadows = ShadowDispatcher(
-            lambda upstream, body: post_infer(session, upstream, body),
-            queue_size=queue.max_queue,
-            concurrency=queue.concurrency,
+        store_session = seams.session_factory() if settings.feature_store else None
+        enricher = None
+        if settings.feature_store is not None and store_session is not None:
+            assert feature_metrics is not None
+            enricher = build_enricher(
+                settings.feature_store, runtime, store_session, feature_metrics, tracer, seams
+            )
+        queue = settings.server.shadow_queue
+        shadows = ShadowDispatcher(
+            transport, queue_size=queue.max_queue, concurrency=queue.concurrency
         )
-        state.shadows.start()
-        state.reloader = reloader
+        service = PredictionService(
+            runtime,
+            build_runtime=rebuild,
+            ladder=Ladder(transport, tracer, gateway_metrics, ladder_metrics, seams.clock),
+            enricher=enricher,
+            shadows=shadows,
+            probe=partial(probe_ready, session),
+            metrics=gateway_metrics,
+            tracer=tracer,
+            clock=seams.clock,
+        )
+        reload_settings = settings.server.reload
+        reloader = ConfigReloader(
+            config.source,
+            service.apply,
+            interval=reload_settings.interval_ms / 1000,
+            on_result=gateway_metrics.count_reload,
+        )
+        traffic = TrafficCollector(lambda: service.runtime)
+        registry.register(traffic)
+        app.state.gateway = service
+        app.state.reloader = reloader
+        shadows.start()
         hangup = _on_sighup(reloader)
         try:
             if reload_settings.watch:
@@ -180,16 +203,15 @@ def create_app(config: LoadedConfig, seams: Seams | None = None) -> GatewayApp:
                 yield
         finally:
             _forget_sighup(hangup)
-            await state.shadows.stop()
-            state.predictor = None
-            state.enricher = None
-            state.shadows = None
+            await shadows.stop()
+            registry.unregister(traffic)
+            del app.state.gateway, app.state.reloader
             await session.close()
             if store_session is not None:
                 await store_session.close()
             provider.shutdown()  # flushes batched spans
 
-    app = GatewayApp(
+    return GatewayApp(
         hot_routes=[*oip.PREDICTION_ROUTES, *v1.ROUTES],
         routes=[
             *oip.ROUTES,
@@ -198,8 +220,7 @@ def create_app(config: LoadedConfig, seams: Seams | None = None) -> GatewayApp:
             *admin.routes(os.environ.get(admin.TOKEN_VARIABLE)),
             *openapi.ROUTES,
         ],
-        exception_handlers={HTTPException: _http_error},
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         lifespan=lifespan,
     )
-    app.state.gateway = state
-    return app

@@ -22,6 +22,7 @@ about status codes, so nothing below the edge imports the web framework.
         ├── BulkheadFull             503: an upstream's concurrency limit and queue are full
         ├── LadderExhausted          503: no rung of the degradation ladder could answer
         ├── FeaturesUnavailable      503: a feature has no live, cached or default value
+        ├── FallbackFailed           503: the in-process fallback model could not answer
         └── NotReady                 503: the gateway has nothing that can serve
 """
 
@@ -143,6 +144,11 @@ class FeaturesUnavailable(ServiceError):
     """Some feature has no live, fresh cached or allowed default value for an instance."""
 
 
+class FallbackFailed(ServiceError):
+    """The in-process fallback model could not answer: an input it needs is missing or
+    unusable, or its runtime failed (its errors are translated at that boundary)."""
+
+
 # Resolved through the class MRO, most specific first, so a new subclass inherits its
 # parent's entry without touching this table. The label names the outcome in metrics.
 _TABLE: dict[type[GatewayError], tuple[int, str]] = {
@@ -161,6 +167,7 @@ _TABLE: dict[type[GatewayError], tuple[int, str]] = {
     BulkheadFull: (503, "bulkhead_full"),
     LadderExhausted: (503, "ladder_exhausted"),
     FeaturesUnavailable: (503, "features_unavailable"),
+    FallbackFailed: (503, "fallback_failed"),
     ServiceError: (503, "unavailable"),
     GatewayError: (500, "error"),
 }

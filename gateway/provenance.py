@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Variant = Literal["primary", "canary", "fallback", "default"]
+# The variants an upstream serves: the router picks one of them for each request.
+RoutedVariant = Literal["primary", "canary"]
 FeatureSource = Literal["live", "cache", "defaults", "none"]
 
 

@@ -20,10 +20,13 @@ from typing import Any
 
 import uvicorn
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 
 from gateway.app import Seams, create_app
 from gateway.server import uvicorn_options
+from gateway.service.runtime import Runtime, build_runtime
 from gateway.settings import LoadedConfig
+from gateway.telemetry.ladder_metrics import LadderMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -58,6 +61,13 @@ def card_doc(**overrides: Any) -> dict[str, Any]:
     }  # fmt: skip
     doc.update(overrides)
     return doc
+
+
+def runtime_of(
+    config: LoadedConfig, previous: Runtime | None = None, clock: Any = time.monotonic
+) -> Runtime:
+    """The runtime ``config`` gives, its breaker metrics on a registry of its own."""
+    return build_runtime(config, clock, LadderMetrics(CollectorRegistry()), previous)
 
 
 def write_card(model_dir: Path, **overrides: Any) -> Path:

@@ -7,11 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api.common import state_of
+from gateway.api.answers import service_of
 
 
 async def metrics(request: Request) -> Response:
-    body = generate_latest(state_of(request).metrics.registry)
+    body = generate_latest(service_of(request).metrics.registry)
     return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -14,9 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import __version__
-from gateway.api.common import json_response, state_of
+from gateway.api.answers import json_response, service_of
 from gateway.contracts.oip import DATATYPES
-from gateway.runtime import Runtime
+from gateway.service.runtime import Runtime
 
 _JSON = "application/json"
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -186,7 +186,7 @@ def _schemas() -> dict[str, Any]:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(build_document(state_of(request).runtime))
+    return json_response(build_document(service_of(request).runtime))
 
 
 ROUTES = [Route("/openapi.json", openapi, methods=["GET"])]

@@ -70,7 +70,7 @@ class InferChecker:
     max_depth: int = 32
     max_string_length: int = 256
     # The request's parameters may name one entity per row under this key as a list of
-    # strings (feature enrichment, gateway/features/oip_entities.py).
+    # strings (feature enrichment, gateway/contracts/oip_entities.py).
     entity_key: str | None = None
 
     @property
@@ -85,10 +85,15 @@ class InferChecker:
         max_batch: int,
         contract: ContractSettings | None = None,
         max_json_depth: int = 32,
+        store_features: bool = False,
     ) -> InferChecker:
+        """The checks of ``card``'s inputs; with ``store_features`` only its request-time
+        inputs, for requests whose feature tensors the store adds after the check."""
         contract = contract or default_contract()
         inputs = {}
         for spec in card.inputs:
+            if store_features and spec.source != "request":
+                continue
             configured = contract.ranges.get(spec.name)
             accepts = frozenset(
                 source

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from gateway.contracts.card import CardInput, ModelCard, load_card
 from gateway.contracts.output_check import OutputChecker
+from gateway.errors import FallbackFailed
 
 SERVED_BY = "fallback:onnx"
 
@@ -44,8 +46,16 @@ _NUMPY: Mapping[str, Any] = {
 }
 
 
-class FallbackInputError(Exception):
-    """The request lacks a request-time input the fallback needs (or it is unusable)."""
+# onnxruntime's errors share no base class but Exception; they are translated here, at
+# the boundary, so the ladder catches the gateway's own errors only.
+_RUNTIME_ERRORS = (
+    ort_errors.Fail,
+    ort_errors.InvalidArgument,
+    ort_errors.RuntimeException,
+    ort_errors.EngineError,
+    ort_errors.NotImplemented,
+    ort_errors.EPFail,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +70,11 @@ class _Input:
 
     def array(self, values: Sequence[Any], batch: int) -> np.ndarray[Any, Any]:
         if len(values) != batch:
-            raise FallbackInputError(
-                f"input {self.name!r} has {len(values)} values for {batch} rows"
-            )
+            raise FallbackFailed(f"input {self.name!r} has {len(values)} values for {batch} rows")
         try:
             array = np.asarray(values, dtype=self.dtype)
         except (TypeError, ValueError) as exc:
-            raise FallbackInputError(f"input {self.name!r}: {exc}") from exc
+            raise FallbackFailed(f"input {self.name!r}: {exc}") from exc
         return array.reshape((batch, 1) if self.rank == 2 else (batch,))
 
 
@@ -108,17 +116,20 @@ class FallbackModel:
     ) -> dict[str, Any]:
         """An OIP answer for ``batch`` rows; ``columns`` maps input names to row values.
 
-        Raises :class:`FallbackInputError` for a missing input and ``OutputViolation`` when
-        the model's own answer breaks its output contract.
+        Raises :class:`FallbackFailed` for a missing or unusable input or a runtime failure,
+        and ``OutputViolation`` when the model's own answer breaks its output contract.
         """
         feeds = {}
         for spec in self._inputs:
             values = columns.get(spec.name)
             if values is None:
-                raise FallbackInputError(f"the request has no input {spec.name!r}")
+                raise FallbackFailed(f"the request has no input {spec.name!r}")
             feeds[spec.name] = spec.array(values, batch)
         wanted = [n for n in self._outputs if requested is None or n in requested]
-        results = self._session.run(wanted, feeds)
+        try:
+            results = self._session.run(wanted, feeds)
+        except _RUNTIME_ERRORS as exc:
+            raise FallbackFailed(f"onnxruntime: {exc}") from exc
         outputs = [
             {
                 "name": name,
@@ -144,11 +155,11 @@ def columns_from_v2(doc: Any, names: Sequence[str]) -> dict[str, list[Any]]:
     for name in names:
         tensor = tensors.get(name)
         if tensor is None:
-            raise FallbackInputError(f"the request has no input {name!r}")
+            raise FallbackFailed(f"the request has no input {name!r}")
         data = tensor.get("data")
         while isinstance(data, list) and data and isinstance(data[0], list):
             data = [x for row in data for x in row]
         if not isinstance(data, list):
-            raise FallbackInputError(f"input {name!r} has no data list")
+            raise FallbackFailed(f"input {name!r} has no data list")
         columns[name] = data
     return columns

@@ -23,11 +23,11 @@ from typing import Any, Literal, Protocol, cast
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from prometheus_client import Counter, Histogram
 
+from gateway.contracts.feature_plan import FeaturePlan, PlannedFeature
 from gateway.errors import CircuitOpen, FeatureStoreError, FeaturesUnavailable, outcome
 from gateway.features.cache import LastKnownGood
 from gateway.features.feast_client import FeatureValue
 from gateway.features.freshness import age_seconds, is_fresh
-from gateway.features.plan import FeaturePlan, PlannedFeature
 from gateway.provenance import FeatureSource
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.telemetry.feature_metrics import FeatureMetrics

@@ -1,6 +1,6 @@
 """The model server's decisions, apart from HTTP: metadata, readiness and inference.
 
-The HTTP edge (``http.py``) parses paths and shapes responses; everything here takes
+The HTTP edge (``asgi.py``) parses paths and shapes responses; everything here takes
 plain values and raises the errors of ``errors.py``.
 """
 

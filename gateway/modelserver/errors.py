@@ -1,6 +1,6 @@
 """Errors of the model server, free of any HTTP import.
 
-The tree (the HTTP edge maps each branch to one status in ``http.py``)::
+The tree (the HTTP edge maps each branch to one status, ``asgi._STATUS``)::
 
     ModelServerError
     ├── ModelLoadError          the model directory cannot be served (startup)

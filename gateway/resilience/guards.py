@@ -1,14 +1,17 @@
-"""What guards one model's upstream rung: its breaker, bulkhead, retry budget and deadlines.
+"""One upstream of a model with everything that guards calls to it.
 
-Built once per app from the config (:func:`build_guards`); the mutable parts (breaker
-state, bulkhead slots, budget balance) live here, not in the immutable runtime.
+A :class:`GuardedUpstream` is what routing hands the ladder: the upstream's endpoints (its
+URL and any replicas), each with its own breaker, one bulkhead, one retry budget, and the
+deadlines and retry rules from the model's settings. It is built at config load and
+carries mutable state (breaker states, bulkhead slots, budget balance), so a reload keeps
+it whenever :func:`guard_spec` of the new settings equals the one it was built from.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.errors import (
@@ -23,7 +26,6 @@ from gateway.resilience.bulkhead import Bulkhead
 from gateway.resilience.retry_budget import RetryBudget
 from gateway.resilience.trip_policy import TripPolicy
 from gateway.resilience.upstream_breaker import UpstreamBreaker
-from gateway.settings.loader import LoadedConfig
 from gateway.settings.schema import ModelSettings, UpstreamSettings
 from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.upstream.client import Upstream
@@ -36,6 +38,15 @@ def is_upstream_failure(exc: BaseException) -> bool:
     return isinstance(exc, GatewayError) and not isinstance(exc, RequestError | CircuitOpen)
 
 
+def guard_spec(model: ModelSettings, upstream: UpstreamSettings) -> object:
+    """Everything a guarded upstream is built from; equal specs mean it can be kept.
+
+    A canary's weight is routing, not the guard's business, so it is left out.
+    """
+    endpoint = upstream.model_dump_json(exclude={"weight"})
+    return (endpoint, model.breaker, model.timeouts, model.retries, model.bulkhead)
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """One URL of an upstream (the upstream itself or a replica) and its own breaker."""
@@ -44,14 +55,15 @@ class Endpoint:
     breaker: UpstreamBreaker
 
 
-@dataclass(slots=True)
-class UpstreamGuard:
-    """The resilience state of one upstream of a model: per-endpoint breakers, one bulkhead,
-    one retry budget, its deadlines. ``breaker`` is the first endpoint's."""
+@dataclass(slots=True, eq=False)
+class GuardedUpstream:
+    """One upstream of ``model`` (its primary or canary): endpoints with their breakers,
+    one bulkhead, one retry budget, its deadlines and retry rules."""
 
     model: str
-    upstream: str
-    breaker: UpstreamBreaker
+    name: str
+    spec: object  # what it was built from (guard_spec)
+    endpoints: tuple[Endpoint, ...]
     bulkhead: Bulkhead
     budget: RetryBudget
     total_seconds: float
@@ -65,8 +77,17 @@ class UpstreamGuard:
     backoff_max: float
     random: random.Random = field(default_factory=random.Random)
     last_failure: str | None = None
-    endpoints: tuple[Endpoint, ...] = ()
     _turn: int = 0
+
+    @property
+    def upstream(self) -> Upstream:
+        """The first endpoint: the configured URL (health probes, status)."""
+        return self.endpoints[0].upstream
+
+    @property
+    def breaker(self) -> UpstreamBreaker:
+        """The first endpoint's breaker."""
+        return self.endpoints[0].breaker
 
     def pick(self, avoid: Endpoint | None = None) -> Endpoint | None:
         """The next endpoint (round robin) whose breaker lets a call through, preferring one
@@ -87,7 +108,13 @@ class UpstreamGuard:
                 fallback_choice = endpoint
         return fallback_choice
 
+    def retry_in(self) -> float:
+        """Seconds until some endpoint's breaker lets a trial through."""
+        return min(e.breaker.retry_in() for e in self.endpoints)
+
     def retryable(self, exc: GatewayError) -> bool:
+        """A connection failure, or an error status the settings list; never a timeout
+        (the attempt already spent its time) nor the client's fault."""
         if isinstance(exc, UpstreamUnavailable):
             return True
         return isinstance(exc, UpstreamStatusError) and exc.status in self.retry_statuses
@@ -98,7 +125,7 @@ class UpstreamGuard:
 
     def status(self) -> dict[str, object]:
         status: dict[str, object] = {
-            "upstream": self.upstream,
+            "upstream": self.name,
             "breaker": _breaker_status(self.breaker),
             "bulkhead": {
                 "active": self.bulkhead.active,
@@ -122,6 +149,78 @@ class UpstreamGuard:
             ]  # fmt: skip
         return status
 
+    @classmethod
+    def build(
+        cls,
+        model: str,
+        settings: ModelSettings,
+        upstream_settings: UpstreamSettings,
+        clock: Callable[[], float],
+        metrics: LadderMetrics,
+    ) -> GuardedUpstream:
+        """The guarded upstream ``upstream_settings`` (the primary or the canary) of ``model``."""
+        rules = settings.breaker
+
+        def on_change(breaker: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
+            reason = breaker.trip_reason if isinstance(breaker, UpstreamBreaker) else None
+            log.warning(
+                "circuit %r: %s -> %s%s", breaker.name, old, new, f" ({reason})" if reason else ""
+            )
+            metrics.breaker_moved(model, breaker.name.partition("/")[2], new)
+
+        def endpoint(upstream_at: Upstream) -> Endpoint:
+            policy = TripPolicy(
+                consecutive=rules.consecutive_failures,
+                failure_rate=_share(rules.failure_rate_percent),
+                slow_rate=_share(rules.slow_call_rate_percent),
+                slow_call_seconds=rules.slow_call_ms / 1000,
+                window_kind=rules.window.kind,
+                window_size=rules.window.size,
+                minimum_calls=rules.minimum_calls,
+                clock=clock,
+            )
+            breaker = UpstreamBreaker(
+                f"{model}/{upstream_at.name}",
+                policy,
+                reset_timeout=rules.reset_timeout_seconds,
+                half_open_max_calls=rules.half_open_max_calls,
+                clock=clock,
+                listeners=[on_change],
+                is_failure=is_upstream_failure,
+            )
+            metrics.breaker_state.labels(model, upstream_at.name).set(0)
+            return Endpoint(upstream_at, breaker)
+
+        endpoints = tuple(
+            endpoint(u) for u in Upstream.endpoints_from_settings(upstream_settings, model)
+        )
+        timeouts, retries, bulkhead = settings.timeouts, settings.retries, settings.bulkhead
+        per_try = (
+            timeouts.per_try_ms if timeouts.per_try_ms is not None else upstream_settings.timeout_ms
+        )
+        total = timeouts.total_ms if timeouts.total_ms is not None else per_try + timeouts.fallback_reserve_ms  # fmt: skip
+        return cls(
+            model=model,
+            name=upstream_settings.name,
+            spec=guard_spec(settings, upstream_settings),
+            endpoints=endpoints,
+            bulkhead=Bulkhead(upstream_settings.name, bulkhead.max_concurrent, bulkhead.max_queue),
+            budget=RetryBudget(retries.budget_percent, retries.min_retries),
+            total_seconds=total / 1000,
+            per_try_seconds=per_try / 1000,
+            reserve_seconds=timeouts.fallback_reserve_ms / 1000,
+            queue_wait_seconds=bulkhead.max_queue_wait_ms / 1000,
+            reject_when_full=bulkhead.when_full == "reject",
+            max_attempts=retries.max_attempts,
+            retry_statuses=frozenset(retries.retry_on_statuses),
+            backoff_base=retries.backoff_base_ms / 1000,
+            backoff_max=retries.backoff_max_ms / 1000,
+        )
+
+
+def _share(percent: float | None) -> float | None:
+    return None if percent is None else percent / 100
+
 
 def _breaker_status(breaker: UpstreamBreaker) -> dict[str, object]:
     return {
@@ -130,98 +229,3 @@ def _breaker_status(breaker: UpstreamBreaker) -> dict[str, object]:
         "retry_in_seconds": round(breaker.retry_in(), 3),
         "half_open_trials_in_flight": breaker.trials_in_flight,
     }
-
-
-def build_guard(
-    model: str,
-    settings: ModelSettings,
-    upstream_settings: UpstreamSettings,
-    clock: Callable[[], float],
-    metrics: LadderMetrics | None,
-) -> UpstreamGuard:
-    """The guard of one upstream (the primary or the canary) of ``model``."""
-    upstream = upstream_settings.name
-    rules = settings.breaker
-
-    def on_change(breaker: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
-        reason = breaker.trip_reason if isinstance(breaker, UpstreamBreaker) else None
-        log.warning(
-            "circuit %r: %s -> %s%s", breaker.name, old, new, f" ({reason})" if reason else ""
-        )
-        if metrics is not None:
-            metrics.breaker_moved(model, breaker.name.partition("/")[2], new)
-
-    def endpoint(upstream_at: Upstream) -> Endpoint:
-        policy = TripPolicy(
-            consecutive=rules.consecutive_failures,
-            failure_rate=None
-            if rules.failure_rate_percent is None
-            else rules.failure_rate_percent / 100,
-            slow_rate=None
-            if rules.slow_call_rate_percent is None
-            else rules.slow_call_rate_percent / 100,
-            slow_call_seconds=rules.slow_call_ms / 1000,
-            window_kind=rules.window.kind,
-            window_size=rules.window.size,
-            minimum_calls=rules.minimum_calls,
-            clock=clock,
-        )
-        breaker = UpstreamBreaker(
-            f"{model}/{upstream_at.name}",
-            policy,
-            reset_timeout=rules.reset_timeout_seconds,
-            half_open_max_calls=rules.half_open_max_calls,
-            clock=clock,
-            listeners=[on_change],
-            is_failure=is_upstream_failure,
-        )
-        if metrics is not None:
-            metrics.breaker_state.labels(model, upstream_at.name).set(0)
-        return Endpoint(upstream_at, breaker)
-
-    endpoints = tuple(
-        endpoint(u) for u in Upstream.endpoints_from_settings(upstream_settings, model)
-    )
-    timeouts, retries, bulkhead = settings.timeouts, settings.retries, settings.bulkhead
-    per_try = (
-        timeouts.per_try_ms if timeouts.per_try_ms is not None else upstream_settings.timeout_ms
-    )
-    return UpstreamGuard(
-        model=model,
-        upstream=upstream,
-        breaker=endpoints[0].breaker,
-        endpoints=endpoints,
-        bulkhead=Bulkhead(upstream, bulkhead.max_concurrent, bulkhead.max_queue),
-        budget=RetryBudget(retries.budget_percent, retries.min_retries),
-        total_seconds=(
-            timeouts.total_ms
-            if timeouts.total_ms is not None
-            else per_try + timeouts.fallback_reserve_ms
-        )
-        / 1000,
-        per_try_seconds=per_try / 1000,
-        reserve_seconds=timeouts.fallback_reserve_ms / 1000,
-        queue_wait_seconds=bulkhead.max_queue_wait_ms / 1000,
-        reject_when_full=bulkhead.when_full == "reject",
-        max_attempts=retries.max_attempts,
-        retry_statuses=frozenset(retries.retry_on_statuses),
-        backoff_base=retries.backoff_base_ms / 1000,
-        backoff_max=retries.backoff_max_ms / 1000,
-    )
-
-
-GuardKey = tuple[str, str]  # (model name, upstream name)
-
-
-def build_guards(
-    config: LoadedConfig, clock: Callable[[], float], metrics: LadderMetrics | None
-) -> Mapping[GuardKey, UpstreamGuard]:
-    """One guard per upstream a model routes to (its primary and canary), by (model, upstream)."""
-    guards: dict[GuardKey, UpstreamGuard] = {}
-    for name, settings in config.settings.models.items():
-        for upstream in (settings.primary, settings.canary):
-            if upstream is not None:
-                guards[(name, upstream.name)] = build_guard(
-                    name, settings, upstream, clock, metrics
-                )
-    return guards

@@ -1,9 +1,11 @@
 """Per-model routing: which variant (primary or canary) a request goes to.
 
-Compiled once per config load. The sticky key is read from, in order: the configured
-header, then the request (a v1 instance's field, a v2 ``parameters`` entry, or the first
-element of a v2 input of that name). A request without a key is split at random by
-weight. ``x-gateway-variant: primary|canary`` forces a variant when the model allows it.
+Compiled once per config load, around the model's guarded upstreams (built and carried
+over a reload by the runtime): :meth:`Router.route` returns the one to call. The sticky
+key is read from, in order: the configured header, then the request (a v1 instance's
+field, a v2 ``parameters`` entry, or the first element of a v2 input of that name). A
+request without a key is split at random by weight. ``x-gateway-variant: primary|canary``
+forces a variant when the model allows it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import InvalidInput
-from gateway.routing.sticky import CanarySplit, Variant
+from gateway.provenance import RoutedVariant
+from gateway.resilience.guards import GuardedUpstream
+from gateway.routing.sticky import CanarySplit
 from gateway.settings.schema import ModelSettings
-from gateway.upstream.client import Upstream
 
 OVERRIDE_HEADER = "x-gateway-variant"
 
@@ -23,21 +26,28 @@ OVERRIDE_HEADER = "x-gateway-variant"
 @dataclass(frozen=True, slots=True)
 class Router:
     model: str
-    primary: Upstream
-    canary: Upstream | None
+    primary: GuardedUpstream
+    canary: GuardedUpstream | None
     split: CanarySplit
     sticky_key: str | None
     sticky_header: str | None
     allow_override: bool
 
     @classmethod
-    def compile(cls, model: str, settings: ModelSettings, entity_key: str | None) -> Router:
-        canary = settings.canary
+    def compile(
+        cls,
+        model: str,
+        settings: ModelSettings,
+        entity_key: str | None,
+        primary: GuardedUpstream,
+        canary: GuardedUpstream | None,
+    ) -> Router:
+        weight = settings.canary.weight if settings.canary else 0.0
         return cls(
             model=model,
-            primary=Upstream.from_settings(settings.primary, default_model=model),
-            canary=Upstream.from_settings(canary, default_model=model) if canary else None,
-            split=CanarySplit(model, canary.weight if canary else 0.0),
+            primary=primary,
+            canary=canary,
+            split=CanarySplit(model, weight if canary else 0.0),
             sticky_key=settings.routing.sticky_key or entity_key,
             sticky_header=(settings.routing.sticky_header or "").lower() or None,
             allow_override=settings.routing.allow_variant_override,
@@ -48,7 +58,9 @@ class Router:
         """True when some traffic may go to the canary (reading a key is worth it)."""
         return self.canary is not None and (self.split.weight > 0 or self.allow_override)
 
-    def route(self, headers: Mapping[str, str], key: str | None) -> tuple[Variant, Upstream]:
+    def route(
+        self, headers: Mapping[str, str], key: str | None
+    ) -> tuple[RoutedVariant, GuardedUpstream]:
         """The variant and upstream for a request with these headers and request key."""
         if self.canary is None:
             return "primary", self.primary
@@ -58,7 +70,7 @@ class Router:
                 raise InvalidInput(
                     f"{OVERRIDE_HEADER}: must be 'primary' or 'canary', got {forced!r}"
                 )
-            variant: Variant = forced  # type: ignore[assignment]
+            variant: RoutedVariant = forced  # type: ignore[assignment]
         else:
             if self.sticky_header is not None:
                 key = headers.get(self.sticky_header) or key

@@ -20,6 +20,7 @@ from gateway.contracts.outputs import ScoreReader, parse_answer
 from gateway.errors import GatewayError
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.routing.comparison import PairedComparison
+from gateway.settings.schema import ShadowSettings
 from gateway.upstream.client import Upstream
 
 log = logging.getLogger("gateway.shadow")
@@ -36,29 +37,57 @@ class ShadowCounts:
     skipped_open: int = 0  # the shadow's breaker was open
 
 
-@dataclass
+def shadow_spec(settings: ShadowSettings) -> object:
+    """What a shadow target is built from; equal specs mean a reload keeps it. The sample
+    percent is routing, not the target's business, so it is left out."""
+    return settings.model_dump_json(exclude={"sample_percent"})
+
+
+@dataclass(eq=False)
 class ShadowTarget:
-    """One shadow upstream of one model, with its running comparison."""
+    """One shadow upstream of one model, with its running comparison, counts and breaker.
+
+    Built at config load and kept by a reload while ``spec`` (what it was built from:
+    its settings but the sample percent) is unchanged.
+    """
 
     model: str
     upstream: Upstream
-    sample_percent: float
     scores: ScoreReader
+    # Its own breaker: a failing shadow stops being called, and costs nothing. Shadows
+    # never serve clients, so a plain consecutive-failure rule is enough.
+    breaker: CircuitBreaker
+    spec: object = None
     comparison: PairedComparison = field(default_factory=PairedComparison)
     counts: ShadowCounts = field(default_factory=ShadowCounts)
-    # Its own breaker: a failing shadow stops being called, and costs nothing.
-    breaker: CircuitBreaker | None = None
+
+    @classmethod
+    def build(
+        cls, model: str, upstream: Upstream, scores: ScoreReader, spec: object = None
+    ) -> ShadowTarget:
+        breaker = CircuitBreaker(f"{model}/{upstream.name}", fail_max=5, reset_timeout=10.0)
+        comparison = PairedComparison(threshold=scores.threshold)
+        return cls(model, upstream, scores, breaker, spec, comparison)
+
+
+@dataclass(frozen=True, slots=True)
+class Shadow:
+    """A shadow target and the share of served requests copied to it (routing, per load)."""
+
+    target: ShadowTarget
+    sample_percent: float
 
     def as_dict(self) -> dict[str, Any]:
+        target, counts = self.target, self.target.counts
         return {
-            "upstream": self.upstream.name,
+            "upstream": target.upstream.name,
             "sample_percent": self.sample_percent,
-            "sent": self.counts.sent,
-            "dropped": self.counts.dropped,
-            "failed": self.counts.failed,
-            "skipped_breaker_open": self.counts.skipped_open,
-            "breaker": self.breaker.state if self.breaker else None,
-            "comparison": self.comparison.as_dict(),
+            "sent": counts.sent,
+            "dropped": counts.dropped,
+            "failed": counts.failed,
+            "skipped_breaker_open": counts.skipped_open,
+            "breaker": target.breaker.state,
+            "comparison": target.comparison.as_dict(),
         }
 
 
@@ -88,16 +117,17 @@ class ShadowDispatcher:
         self._workers: list[asyncio.Task[None]] = []
 
     def offer(
-        self, targets: tuple[ShadowTarget, ...], body: bytes, served: list[float], batch: int
+        self, shadows: tuple[Shadow, ...], body: bytes, served: list[float], batch: int
     ) -> None:
-        """Queue a copy for each target that samples this request; drop when full."""
-        for target in targets:
-            if target.sample_percent <= 0 or self._random() * 100.0 >= target.sample_percent:
+        """Queue a copy for each shadow that samples this request; drop when full."""
+        for shadow in shadows:
+            percent = shadow.sample_percent
+            if percent <= 0 or self._random() * 100.0 >= percent:
                 continue
             try:
-                self._queue.put_nowait(_Job(target, body, served, batch))
+                self._queue.put_nowait(_Job(shadow.target, body, served, batch))
             except asyncio.QueueFull:
-                target.counts.dropped += 1
+                shadow.target.counts.dropped += 1
 
     async def _work(self) -> None:
         while True:
@@ -110,13 +140,13 @@ class ShadowDispatcher:
     async def _shadow(self, job: _Job) -> None:
         target = job.target
         breaker = target.breaker
-        if breaker is not None and not breaker.allows_call():
+        if not breaker.allows_call():
             target.counts.skipped_open += 1
             return
         target.counts.sent += 1
         name = target.upstream.name
         try:
-            with breaker.calling() if breaker is not None else contextlib.nullcontext():
+            with breaker.calling():
                 answer = parse_answer(name, await self._send(target.upstream, job.body))
                 shadow = [p["score"] for p in target.scores.predictions(name, answer, job.batch)]
             target.comparison.add(job.served, shadow)

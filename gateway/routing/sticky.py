@@ -17,9 +17,9 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
-Variant = Literal["primary", "canary"]
+from gateway.provenance import RoutedVariant
+
 _SPAN = float(2**64)
 
 
@@ -37,7 +37,7 @@ class CanarySplit:
     weight: float
     random: Callable[[], float] = field(default=random.random, compare=False)
 
-    def choose(self, key: str | None) -> Variant:
+    def choose(self, key: str | None) -> RoutedVariant:
         if self.weight <= 0.0:
             return "primary"
         if self.weight >= 100.0:

@@ -16,8 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.contracts.card import CardError, ModelCard, load_card
+from gateway.contracts.feature_plan import PlanError, compile_plan
 from gateway.contracts.tightening import contract_problems
-from gateway.fallback.config_check import fallback_problems
+from gateway.settings.fallback_check import fallback_problems
 from gateway.settings.schema import GatewaySettings
 
 
@@ -103,9 +104,6 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
             ConfigProblem(f"models.{name}.contract.{where}", message)
             for where, message in contract_problems(card, model.contract)
         )
-        # Imported here: gateway.features builds on gateway.settings, not the other way round.
-        from gateway.features.plan import PlanError, compile_plan
-
         try:
             compile_plan(name, model, card, store_configured=settings.feature_store is not None)
         except PlanError as exc:

@@ -1,4 +1,4 @@
-"""GatewayApp answers its hot routes ahead of Starlette's middleware, and nothing else."""
+"""GatewayApp answers its hot routes ahead of Starlette's router, inside the app's middleware."""
 
 from __future__ import annotations
 
@@ -50,13 +50,26 @@ def tagged_app() -> GatewayApp:
     )
 
 
-def test_a_hot_route_is_answered_without_the_middleware_stack() -> None:
+def test_the_middleware_wraps_hot_and_cold_routes_alike() -> None:
     with TestClient(tagged_app()) as client:
         hot = client.post("/hot/fraud", content=b"abc")
         cold = client.post("/cold/fraud", content=b"abc")
     assert hot.json() == cold.json() == {"model": "fraud", "body": "abc"}
-    assert "x-stack" not in hot.headers
-    assert cold.headers["x-stack"] == "starlette"
+    assert hot.headers["x-stack"] == cold.headers["x-stack"] == "starlette"
+
+
+def test_a_hot_route_is_answered_without_the_router() -> None:
+    # Not in the router's table at all: only the hot-route matcher can answer it.
+    app = GatewayApp(
+        hot_routes=[Route("/hot/{model}", echo, methods=["POST"])],
+        routes=[],
+        middleware=[Middleware(TagMiddleware)],
+    )
+    with TestClient(app) as client:
+        hot = client.post("/hot/fraud", content=b"abc")
+    assert hot.status_code == 200
+    assert hot.json() == {"model": "fraud", "body": "abc"}
+    assert hot.headers["x-stack"] == "starlette"
 
 
 def test_other_methods_and_paths_go_through_starlette() -> None:
@@ -74,6 +87,16 @@ def test_an_error_escaping_a_hot_endpoint_is_a_json_500() -> None:
         answer = client.post("/bug")
     assert answer.status_code == 500
     assert answer.json() == {"error": "internal error; see the gateway log"}
+
+
+def test_the_gateways_middleware_sees_its_prediction_endpoints(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "http://127.0.0.1:9"))
+    app = create_app(config, middleware=[Middleware(TagMiddleware)])
+    with TestClient(app) as client:
+        prediction = client.post("/v2/models/fraud/infer", content=b"{}")
+        metadata = client.get("/v2/models/fraud")
+    assert prediction.status_code == 400  # refused by the contract, inside the middleware
+    assert prediction.headers["x-stack"] == metadata.headers["x-stack"] == "starlette"
 
 
 def test_the_gateways_hot_routes_are_its_prediction_endpoints(tmp_path: Path) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.routing import Route
-from support import write_config
+from support import runtime_of, write_config
 
 from gateway.api.openapi import build_document
 from gateway.app import create_app
-from gateway.runtime import build_runtime
 from gateway.settings import load_config
 
 
@@ -20,7 +19,7 @@ def test_every_route_is_documented_and_nothing_else(tmp_path: Path) -> None:
     routes = {
         (r.path, m.lower()) for r in app.routes if isinstance(r, Route) for m in r.methods or ()
     }
-    document = build_document(build_runtime(config))
+    document = build_document(runtime_of(config))
     documented = {
         (path, method)
         for path, item in document["paths"].items()

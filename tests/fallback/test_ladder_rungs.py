@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from ladder_support import FALLBACK_SHA256, TOKEN, admin_status, ladder_config, metric
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import MODELS, GatewayThread, free_port
 
@@ -81,15 +82,19 @@ def test_v1_is_served_by_the_fallback(with_fallback: GatewayThread) -> None:
     assert body["predictions"][0]["label"] in ("legit", "fraud")
 
 
+class BrokenSession:
+    """An onnxruntime session whose every run fails as onnxruntime's own errors do."""
+
+    def run(self, *args: object) -> None:
+        raise ort_errors.Fail("exploded")
+
+
 def test_a_broken_fallback_falls_to_the_default(
     with_fallback: GatewayThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = with_fallback.app.state.gateway.runtime.models["fraud"]
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("onnxruntime exploded")
-
-    monkeypatch.setattr(model.fallback, "predict", broken)
+    monkeypatch.setattr(model.fallback, "_session", BrokenSession())
     response = infer(with_fallback.url)
     assert response.status_code == 200
     assert response.headers["x-gateway-variant"] == "default"
@@ -106,15 +111,12 @@ def test_when_every_rung_fails_the_503_says_why_for_each(
     for thread in gateway(tmp_path, dead_upstream, FAST + FALLBACK):
         model = thread.app.state.gateway.runtime.models["fraud"]
 
-        def broken(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("onnxruntime exploded")
-
-        monkeypatch.setattr(model.fallback, "predict", broken)
+        monkeypatch.setattr(model.fallback, "_session", BrokenSession())
         response = infer(thread.url)
         assert response.status_code == 503
         error = response.json()["error"]
         assert error.startswith("model 'fraud' cannot be served: fraud-v1: ")
-        assert "fallback:onnx: onnxruntime exploded" in error
+        assert "fallback:onnx: onnxruntime: exploded" in error
         assert error.endswith("fallback:default: not configured")
 
 

@@ -14,8 +14,9 @@ from support import MODELS
 
 from gateway.contracts.card import CardError, load_card
 from gateway.contracts.problems import OutputViolation
+from gateway.errors import FallbackFailed
 from gateway.fallback.default import DefaultAnswer
-from gateway.fallback.onnx_model import FallbackInputError, FallbackModel, columns_from_v2
+from gateway.fallback.onnx_model import FallbackModel, columns_from_v2
 from gateway.settings import ConfigError, load_config
 
 FALLBACK_DIR = MODELS / "fraud-fallback"
@@ -49,9 +50,9 @@ def test_it_answers_only_the_requested_outputs(fallback: FallbackModel) -> None:
 
 
 def test_a_missing_or_short_input_is_refused(fallback: FallbackModel) -> None:
-    with pytest.raises(FallbackInputError, match="'hour'"):
+    with pytest.raises(FallbackFailed, match="'hour'"):
         fallback.predict({k: v for k, v in ROWS.items() if k != "hour"}, batch=2)
-    with pytest.raises(FallbackInputError, match="1 values for 2 rows"):
+    with pytest.raises(FallbackFailed, match="1 values for 2 rows"):
         fallback.predict(ROWS | {"amount": [1.0]}, batch=2)
 
 
@@ -79,7 +80,7 @@ def test_columns_come_out_of_v2_tensors_by_name() -> None:
         ]
     }
     assert columns_from_v2(doc, ["amount", "hour"]) == {"amount": [12.5, 4800.0], "hour": [14, 3]}
-    with pytest.raises(FallbackInputError, match="is_foreign"):
+    with pytest.raises(FallbackFailed, match="is_foreign"):
         columns_from_v2(doc, ["is_foreign"])
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from fakes import NOW, FakeStore
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -14,17 +14,15 @@ from prometheus_client import CollectorRegistry
 from support import MODELS
 
 from gateway.contracts.card import load_card
+from gateway.contracts.feature_plan import FeaturePlan, compile_plan
 from gateway.errors import FeatureStoreTimeout, FeaturesUnavailable
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
-from gateway.features.feast_client import FeatureValue
-from gateway.features.plan import FeaturePlan, compile_plan
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.settings.schema import ModelSettings
 from gateway.telemetry.feature_metrics import FeatureMetrics
 
 CARD = load_card(MODELS / "fraud-v1")
-NOW = 1_800_000_000.0
 REFS = [i.feature_ref for i in CARD.inputs if i.source == "feature"]
 VALUES = {"customer_stats:avg_amount_30d": 80.5, "customer_stats:txn_count_7d": 4,
           "customer_stats:chargeback_rate_90d": 0.01, "customer_stats:account_age_days": 700}  # fmt: skip
@@ -37,40 +35,6 @@ def plan(**features: Any) -> FeaturePlan:
     compiled = compile_plan("fraud", settings, CARD, store_configured=True)
     assert compiled is not None
     return compiled
-
-
-class FakeStore:
-    """Answers from ``rows`` (entity -> (values, age in seconds)), or raises ``error``."""
-
-    url = "http://fake-store"
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[dict[str, Any], float]] = {}
-        self.error: Exception | None = None
-        self.calls: list[list[str]] = []
-        self.budgets: list[float | None] = []
-
-    async def online_features(
-        self,
-        refs: Sequence[str],
-        entity_key: str,
-        entity_ids: Sequence[str],
-        within_seconds: float | None = None,
-    ) -> dict[str, list[FeatureValue]]:
-        self.calls.append(list(entity_ids))
-        self.budgets.append(within_seconds)
-        await asyncio.sleep(0)
-        if self.error is not None:
-            raise self.error
-        out: dict[str, list[FeatureValue]] = {ref: [] for ref in refs}
-        for entity in entity_ids:
-            row = self.rows.get(entity)
-            for ref in refs:
-                if row is None:
-                    out[ref].append(FeatureValue(None, "NOT_FOUND", 0.0))
-                else:
-                    out[ref].append(FeatureValue(row[0][ref], "PRESENT", NOW - row[1]))
-        return out
 
 
 class Harness:

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 from feast_support import Feast, Relay, serve_feast
+from ladder_support import FALLBACK_SHA256
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import MODELS, GatewayThread, ModelServer, free_port
 
@@ -40,9 +41,18 @@ class OffsetClock:
 
 
 def write_enrichment_config(
-    folder: Path, upstream: str, store: str, *, timeout_ms: int = 1000, features: str = ""
+    folder: Path,
+    upstream: str,
+    store: str,
+    *,
+    timeout_ms: int = 1000,
+    features: str = "",
+    strict_extra: str = "",
 ) -> Path:
-    """Two models over the same card: ``fraud`` may use defaults, ``strict`` may not."""
+    """Two models over the same card: ``fraud`` may use defaults, ``strict`` may not.
+
+    ``strict_extra`` adds lines under ``models.strict`` (indented four spaces).
+    """
     path = folder / "gateway.yaml"
     path.write_text(
         f"""
@@ -61,7 +71,7 @@ models:
     card: {MODELS / "fraud-v1"}
     primary: {{name: fraud-v1, url: "{upstream}", model_name: fraud, timeout_ms: 2000}}
     features: {{max_age_seconds: 3600, on_missing: unavailable {features}}}
-"""
+{strict_extra}"""
     )
     return path
 
@@ -265,3 +275,60 @@ def test_a_v2_request_may_name_its_entities_in_parameters(
     unnamed = httpx.post(f"{live_gateway.url}/v2/models/fraud/infer", json={"inputs": inputs})
     assert unnamed.status_code == 400  # without entities every tensor must be sent
     assert "avg_amount_30d" in unnamed.json()["error"]
+
+
+def v2_body(customers: list[str]) -> dict[str, object]:
+    """An OIP request with the request-time tensors, naming its entities in parameters."""
+    inputs = []
+    rows = len(customers)
+    for spec in CARD.inputs:
+        if spec.source == "request":
+            value = REQUEST[spec.name]
+            value = float(value) if spec.datatype.startswith("FP") else value
+            inputs.append({"name": spec.name, "datatype": spec.datatype, "shape": [rows, 1],
+                           "data": [value] * rows})  # fmt: skip
+    return {"parameters": {"customer_id": ",".join(customers)}, "inputs": inputs}
+
+
+def test_with_the_store_down_both_apis_fall_to_the_fallback_model(
+    recorded: Relay, tmp_path: Path
+) -> None:
+    """An entity never seen, no store: no live, cached or allowed default value. The
+    upstream cannot be used, and v2 goes down the ladder exactly as v1 does."""
+    fallback = f"    fallback: {{card: {MODELS / 'fraud-fallback'}, sha256: {FALLBACK_SHA256}}}\n"
+    dead_store = f"http://127.0.0.1:{free_port()}"
+    path = write_enrichment_config(tmp_path, recorded.url, dead_store, strict_extra=fallback)
+    sent_before = len(recorded.bodies)
+    with start_gateway(path) as gateway:
+        v2 = httpx.post(
+            f"{gateway.url}/v2/models/strict/infer", json=v2_body(["c-never-seen"]), timeout=10
+        )
+        v1 = predict(gateway, ["c-never-seen"], model="strict")
+    for response in (v2, v1):
+        assert response.status_code == 200, response.text
+        assert response.headers["x-gateway-variant"] == "fallback"
+        assert response.headers["x-gateway-served-by"] == "fallback:onnx"
+        assert response.headers["x-gateway-degraded"] == "true"
+    assert v2.json()["parameters"]["gateway_served_by"] == "fallback:onnx"
+    assert v1.json()["provenance"]["served_by"] == "fallback:onnx"
+    assert len(recorded.bodies) == sent_before  # the upstream was never called
+
+
+def test_v2_entity_lists_are_checked_before_the_store_is_asked(
+    feast: Feast, recorded: Relay, tmp_path: Path
+) -> None:
+    with Relay(feast.url) as store:
+        path = write_enrichment_config(tmp_path, recorded.url, store.url)
+        with start_gateway(path) as gateway:
+            url = f"{gateway.url}/v2/models/fraud/infer"
+            too_many = v2_body([f"c-{i:04d}" for i in range(257)])
+            too_long = v2_body(["c-" + "9" * 300])
+            wrong_count = v2_body(["c-0042"]) | {"parameters": {"customer_id": "c-1,c-2"}}
+            answers = [httpx.post(url, json=body, timeout=10) for body in (too_many, too_long, wrong_count)]  # fmt: skip
+            assert [a.status_code for a in answers] == [400, 400, 400]
+            assert "names 257 entities; the maximum is 256" in answers[0].json()["error"]
+            assert "the maximum is 256 (rule: max_string_length)" in answers[1].json()["error"]
+            assert "names 2 entities for a batch of 1 rows" in answers[2].json()["error"]
+            assert store.bodies == []  # refused before any lookup
+            assert httpx.post(url, json=v2_body(["c-0042"]), timeout=10).status_code == 200
+            assert len(store.bodies) == 1

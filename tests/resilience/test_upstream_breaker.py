@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from support import write_config
+from support import runtime_of, write_config
 
 from gateway.errors import CircuitOpen, InvalidInput, UpstreamUnavailable
-from gateway.resilience.guards import build_guards, is_upstream_failure
+from gateway.resilience.guards import is_upstream_failure
 from gateway.resilience.trip_policy import TripPolicy
 from gateway.resilience.upstream_breaker import UpstreamBreaker
 from gateway.settings import load_config
@@ -234,9 +234,10 @@ def test_every_routed_upstream_gets_its_own_guard(tmp_path: Path) -> None:
         '    canary: {name: fraud-v2, url: "http://127.0.0.1:10", timeout_ms: 700}\n'
         "    breaker: {consecutive_failures: 2}\n",
     )
-    guards = build_guards(load_config(path), FakeClock(), None)
-    assert sorted(guards) == [("fraud", "fraud-v1"), ("fraud", "fraud-v2")]
-    primary, canary = guards[("fraud", "fraud-v1")], guards[("fraud", "fraud-v2")]
+    router = runtime_of(load_config(path), clock=FakeClock()).models["fraud"].router
+    primary, canary = router.primary, router.canary
+    assert canary is not None
+    assert (primary.name, canary.name) == ("fraud-v1", "fraud-v2")
     assert primary.breaker is not canary.breaker
     assert canary.breaker.name == "fraud/fraud-v2"
     assert (primary.per_try_seconds, canary.per_try_seconds) == (2.0, 0.7)
@@ -250,7 +251,7 @@ def test_replicas_take_turns_and_an_open_one_is_skipped(tmp_path: Path) -> None:
         )
     )
     clock = FakeClock()
-    guard = build_guards(load_config(path), clock, None)[("fraud", "fraud-v1")]
+    guard = runtime_of(load_config(path), clock=clock).models["fraud"].router.primary
     first, second = guard.endpoints
     assert second.upstream.name == "fraud-v1#2"
     assert second.upstream.infer_url == "http://127.0.0.1:10/v2/models/fraud/infer"

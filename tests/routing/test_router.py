@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from gateway.errors import InvalidInput
+from gateway.resilience.guards import GuardedUpstream
 from gateway.routing.router import Router
 from gateway.routing.sticky import CanarySplit
-from gateway.settings.schema import ModelSettings
+from gateway.settings.schema import ModelSettings, UpstreamSettings
+from gateway.telemetry.ladder_metrics import LadderMetrics
 
 
 def router(weight: float = 50.0, **routing: object) -> Router:
@@ -17,7 +20,19 @@ def router(weight: float = 50.0, **routing: object) -> Router:
         "canary": {"name": "c", "url": "http://c:1", "weight": weight},
         "routing": routing,
     })  # fmt: skip
-    return Router.compile("fraud", settings, entity_key="customer_id")
+    metrics = LadderMetrics(CollectorRegistry())
+
+    def guarded(upstream: UpstreamSettings) -> GuardedUpstream:
+        return GuardedUpstream.build("fraud", settings, upstream, lambda: 0.0, metrics)
+
+    assert settings.canary is not None
+    return Router.compile(
+        "fraud",
+        settings,
+        entity_key="customer_id",
+        primary=guarded(settings.primary),
+        canary=guarded(settings.canary),
+    )
 
 
 def test_keys_are_read_from_v1_and_v2_requests() -> None:

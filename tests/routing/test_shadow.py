@@ -10,7 +10,7 @@ import pytest
 
 from gateway.contracts.outputs import ScoreReader
 from gateway.errors import UpstreamUnavailable
-from gateway.routing.shadow import ShadowDispatcher, ShadowTarget
+from gateway.routing.shadow import Shadow, ShadowDispatcher, ShadowTarget
 from gateway.upstream.client import Upstream
 
 UPSTREAM = Upstream("fraud-v3", "http://shadow", "http://shadow/v2/models/fraud/infer",
@@ -25,8 +25,12 @@ def answer(scores: list[float]) -> bytes:
     )
 
 
-def target(percent: float = 100.0) -> ShadowTarget:
-    return ShadowTarget("fraud", UPSTREAM, percent, READER)
+def target() -> ShadowTarget:
+    return ShadowTarget.build("fraud", UPSTREAM, READER)
+
+
+def sampled(t: ShadowTarget, percent: float = 100.0) -> tuple[Shadow]:
+    return (Shadow(t, percent),)
 
 
 def test_sampled_copies_are_compared_with_the_served_scores() -> None:
@@ -40,7 +44,7 @@ def test_sampled_copies_are_compared_with_the_served_scores() -> None:
         dispatcher = ShadowDispatcher(send)
         dispatcher.start()
         t = target()
-        dispatcher.offer((t,), b'{"inputs": []}', [0.1, 0.8], 2)
+        dispatcher.offer(sampled(t), b'{"inputs": []}', [0.1, 0.8], 2)
         await dispatcher.drain()
         await dispatcher.stop()
         return t
@@ -56,11 +60,11 @@ def test_sampling_follows_the_percent() -> None:
     dispatcher = ShadowDispatcher(
         lambda u, b: asyncio.sleep(0, b""), random_source=lambda: next(draws)
     )  # type: ignore[arg-type,return-value]
-    t = target(5.0)
+    t = target()
 
     async def scenario() -> int:
         for _ in range(4):
-            dispatcher.offer((t,), b"{}", [0.1], 1)
+            dispatcher.offer(sampled(t, 5.0), b"{}", [0.1], 1)
         return dispatcher._queue.qsize()
 
     assert asyncio.run(scenario()) == 2
@@ -76,7 +80,7 @@ def test_a_full_queue_drops_and_counts_without_waiting() -> None:
         dispatcher.start()
         t = target()
         for _ in range(10):
-            dispatcher.offer((t,), b"{}", [0.1], 1)
+            dispatcher.offer(sampled(t), b"{}", [0.1], 1)
             await asyncio.sleep(0)
         await dispatcher.stop()
         return t
@@ -99,7 +103,7 @@ def test_a_failing_shadow_is_counted_and_contained() -> None:
             dispatcher = ShadowDispatcher(send)
             dispatcher.start()
             t = target()
-            dispatcher.offer((t,), b"{}", [0.1], 1)
+            dispatcher.offer(sampled(t), b"{}", [0.1], 1)
             await dispatcher.drain()
             await dispatcher.stop()
             results.append(t)

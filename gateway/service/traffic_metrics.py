@@ -6,24 +6,26 @@ shadow targets already, and a scrape is the only moment anyone reads them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.state import AppState
+from gateway.service.runtime import Runtime
 
 
 class TrafficCollector(Collector):
-    def __init__(self, state: AppState) -> None:
-        self.state = state
+    """Reads the runtime ``current()`` returns (the running one) at every scrape."""
+
+    def __init__(self, current: Callable[[], Runtime]) -> None:
+        self.current = current
 
     def collect(self) -> Iterator[Metric]:
-        runtime = self.state.runtime
+        runtime = self.current()
         weight = GaugeMetricFamily(
             "gateway_canary_weight_percent", "Configured canary share, by model.", labels=["model"]
         )
-        shadow = CounterMetricFamily(
+        requests = CounterMetricFamily(
             "gateway_shadow_requests",
             "Shadow copies, by model, shadow and result "
             "(sent, dropped when the queue was full, failed, compared, skipped_breaker_open).",
@@ -40,7 +42,8 @@ class TrafficCollector(Collector):
         }
         for name, model in runtime.models.items():
             weight.add_metric([name], model.router.split.weight if model.router.canary else 0.0)
-            for target in model.shadows:
+            for shadow in model.shadows:
+                target = shadow.target
                 labels = [name, target.upstream.name]
                 counts = target.counts
                 for result, value in (
@@ -50,16 +53,12 @@ class TrafficCollector(Collector):
                     ("compared", counts.compared),
                     ("skipped_breaker_open", counts.skipped_open),
                 ):
-                    shadow.add_metric([*labels, result], value)
+                    requests.add_metric([*labels, result], value)
                 figures = target.comparison.as_dict()
                 for key, family in gauges.items():
                     value = figures[key]
                     if value is not None:
                         family.add_metric(labels, value)
         yield weight
-        yield shadow
+        yield requests
         yield from gauges.values()
-
-
-def register_traffic_metrics(state: AppState) -> None:
-    state.metrics.registry.register(TrafficCollector(state))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.contracts.card import ModelCard
 from gateway.contracts.v1 import field_reader
-from gateway.settings.schema import ModelSettings
+
+if TYPE_CHECKING:  # gateway.settings loads cards and checks plans with this module
+    from gateway.settings.schema import ModelSettings
 
 
 class PlanError(Exception):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import write_card
+from support import runtime_of, write_card
 
-from gateway.runtime import build_runtime
 from gateway.settings import ConfigError, parse_config
 
 BASE = """
@@ -30,7 +29,7 @@ def test_defaults_fetch_the_cards_refs_for_its_entity_key(folder: Path) -> None:
     store = loaded.settings.feature_store
     assert store is not None and store.url == "http://127.0.0.1:6566"
     assert (store.timeout_ms, store.breaker.fail_max, store.cache.max_entries) == (200, 5, 100_000)
-    plan = build_runtime(loaded).models["toy"].features
+    plan = runtime_of(loaded).models["toy"].features
     assert plan is not None
     assert plan.entity_key == "customer_id"
     assert plan.refs == ("customer_stats:avg_amount_30d", "customer_stats:txn_count_7d")
@@ -48,7 +47,7 @@ def test_overrides_win_most_specific_first(folder: Path) -> None:
       max_age_overrides: {card_stats: 50, txn_count_7d: 10, "customer_stats:txn_count_7d": 20}
 """
     )
-    plan = build_runtime(parse_config(text, folder / "gateway.yaml")).models["toy"].features
+    plan = runtime_of(parse_config(text, folder / "gateway.yaml")).models["toy"].features
     assert plan is not None and plan.entity_key == "card_id"
     assert plan.refs == ("card_stats:avg_amount_30d", "customer_stats:txn_count_7d")
     assert [f.max_age for f in plan.features] == [50.0, 10.0]
@@ -57,10 +56,10 @@ def test_overrides_win_most_specific_first(folder: Path) -> None:
 
 def test_without_a_store_features_come_from_the_request(folder: Path) -> None:
     text = BASE.replace('feature_store: {url: "http://127.0.0.1:6566/"}', "")
-    runtime = build_runtime(parse_config(text, folder / "gateway.yaml"))
+    runtime = runtime_of(parse_config(text, folder / "gateway.yaml"))
     assert runtime.models["toy"].features is None
     off = BASE + "    features: {enabled: false}\n"
-    assert build_runtime(parse_config(off, folder / "gateway.yaml")).models["toy"].features is None
+    assert runtime_of(parse_config(off, folder / "gateway.yaml")).models["toy"].features is None
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""The prediction service: the one pipeline both APIs share, and what it is built from."""
