@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit e2e train bench chaos clean
+.PHONY: demo test tools lint typecheck unit e2e train bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +29,12 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/gateway demo
 
 ## test: set up, then lint, type-check and run every test (unit, end-to-end, chaos)
-test: $(VENV)/.installed-dev lint typecheck
+test: $(VENV)/.installed-dev tools lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# System tools the tests drive as the benchmark does (wrk), from Debian when missing.
+tools:
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

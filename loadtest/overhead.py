@@ -1,6 +1,7 @@
 """Added latency of the gateway over calling the model server directly, in one run.
 
     python -m loadtest.overhead [--requests 3000] [--model-dir models/fraud-v1] [--against REV]
+                                [--throughput-rounds 5 [--throughput-seconds 5]]
 
 Starts a real ``gateway model-server`` and a real ``gateway serve`` in front of it (one
 worker each), then sends the same single-row OIP infer alternately to each, one request
@@ -10,6 +11,12 @@ their differences as JSON.
 ``--against REV`` also runs the gateway of another git revision (checked out in a
 temporary worktree, same venv, same config) in the same interleaved rounds, and reports
 how this tree's added latency compares with that revision's, in percent.
+
+``--throughput-rounds N`` then measures throughput as ``make bench`` does: each gateway in
+front of nginx answering a fixed OIP body (so the gateway is the bottleneck), on the
+server core, ``wrk`` at 32 connections on the load core, the gateways taking turns for N
+rounds; it reports each one's requests per second (median and every round) and, with
+``--against``, this tree's over the other revision's.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import contextlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +41,8 @@ import aiohttp
 
 from gateway.contracts.card import load_card
 from gateway.contracts.samples import sample_infer_request
-from loadtest.processes import free_port
+from loadtest import bench, wrk
+from loadtest.processes import Proc, free_port, pinned
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +127,15 @@ def main() -> int:
         metavar="REV",
         help="also run the gateway of this git revision (e.g. the skeleton's) and compare",
     )
+    parser.add_argument(
+        "--throughput-rounds",
+        type=int,
+        default=0,
+        help="wrk rounds at 32 connections per gateway over a static upstream (default 0: none)",
+    )
+    parser.add_argument(
+        "--throughput-seconds", type=float, default=5.0, help="length of one wrk round"
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         other = stack.enter_context(_worktree(args.against)) if args.against else None
@@ -125,6 +143,9 @@ def main() -> int:
     if args.against:
         report["against"] = args.against
         report[f"added_vs_{args.against}_percent"] = _compare(report, args.against)
+        rps = report.get("throughput", {}).get("rps_c32_median")
+        if rps:
+            report[f"throughput_vs_{args.against}"] = round(rps["gateway"] / rps[args.against], 3)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -162,12 +183,89 @@ def _run(args: argparse.Namespace, other_tree: Path | None) -> dict[str, Any]:
             _wait(url.replace(infer, "/v2/health/ready"))
         report = asyncio.run(_measure(targets, _body(args.model_dir), args.requests))
         report["sampling_ratio"] = args.sampling_ratio
+        if args.throughput_rounds > 0:
+            upstream = f"http://127.0.0.1:{upstream_port}"
+            trees = {"gateway": (ROOT, env)}
+            if other_tree is not None:
+                trees[args.against] = (other_tree, {**env, "PYTHONPATH": str(other_tree)})
+            report["throughput"] = _throughput(args, folder, upstream, trees)
         return report
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=15)
+
+
+def _throughput(
+    args: argparse.Namespace,
+    folder: Path,
+    model_server: str,
+    trees: dict[str, tuple[Path, dict[str, str]]],
+) -> dict[str, Any]:
+    """wrk at 32 connections against each tree's gateway in turns, over a static upstream."""
+    bench.ensure_tools()
+    body = _body(args.model_dir)
+    infer = "/v2/models/fraud/infer"
+    with urllib.request.urlopen(urllib.request.Request(
+        model_server + infer, data=body, headers={"Content-Type": "application/json"}
+    )) as answer:  # fmt: skip
+        fixed = answer.read().decode()
+    static_port = free_port()
+    procs = [bench.nginx(folder, "static", static_port, bench.static_location(fixed))]
+    config = folder / "throughput.yaml"
+    config.write_text(
+        f"telemetry: {{sampling_ratio: {args.sampling_ratio}}}\n"
+        f"models:\n  fraud:\n    card: {args.model_dir.resolve()}\n"
+        f"    primary: {{name: fraud-v1, url: 'http://127.0.0.1:{static_port}'}}\n"
+    )
+    urls: dict[str, str] = {}
+    for name, (tree, env) in trees.items():
+        port = free_port()
+        command = [sys.executable, "-m", "gateway", "--log-level", "WARNING", "serve",
+                   "--config", str(config), "--port", str(port)]  # fmt: skip
+        health = f"http://127.0.0.1:{port}/v2/health/ready"
+        # `python -m` imports the package of its working folder: each tree runs its own code.
+        proc = Proc(f"gateway-{name}", pinned(command, bench.SERVER_CORE), health,
+                    folder / f"throughput-{name}.log", env, cwd=tree)  # fmt: skip
+        procs.append(proc)
+        urls[name] = f"http://127.0.0.1:{port}{infer}"
+    try:
+        for proc in procs:
+            proc.start()
+        rounds = wrk_rounds(
+            urls,
+            (infer, body),
+            args.throughput_rounds,
+            args.throughput_seconds,
+            folder / "post.lua",
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    return {
+        "connections": 32,
+        "seconds": args.throughput_seconds,
+        "rps_c32_rounds": rounds,
+        "rps_c32_median": {name: statistics.median(r) for name, r in rounds.items()},
+    }
+
+
+def wrk_rounds(
+    urls: dict[str, str], request: tuple[str, bytes], rounds: int, seconds: float, script: Path
+) -> dict[str, list[int]]:
+    """Requests per second of each URL under wrk at 32 connections, ``rounds`` times, the
+    URLs taking turns so each sees the same machine noise (after a 1 s warm-up each)."""
+    for url in urls.values():  # warm each path and its upstream pool
+        wrk.run(url, [request], 32, 1, script, bench.LOAD_CORE)
+    measured: dict[str, list[int]] = {name: [] for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            result = wrk.run(url, [request], 32, seconds, script, bench.LOAD_CORE)
+            if result.socket_errors:
+                raise RuntimeError(f"{name}: {result.socket_errors} socket errors under wrk")
+            measured[name].append(round(result.requests_per_second))
+    return measured
 
 
 if __name__ == "__main__":

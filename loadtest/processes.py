@@ -46,6 +46,7 @@ class Proc:
     health_url: str | None
     log: Path
     env: dict[str, str] | None = None
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> Proc:
@@ -53,7 +54,7 @@ class Proc:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, start_new_session=True,
+                env=self.env, cwd=self.cwd, start_new_session=True,
             )  # fmt: skip
         if self.health_url:
             self.wait_healthy(timeout)
