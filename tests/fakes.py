@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -23,6 +23,8 @@ class FakeStore:
         self.error: Exception | None = None
         self.calls: list[list[str]] = []
         self.budgets: list[float | None] = []
+        # Called at each lookup (a test moves its fake clock here: the lookup's duration).
+        self.on_call: Callable[[], None] | None = None
 
     async def online_features(
         self,
@@ -33,6 +35,8 @@ class FakeStore:
     ) -> dict[str, list[FeatureValue]]:
         self.calls.append(list(entity_ids))
         self.budgets.append(within_seconds)
+        if self.on_call is not None:
+            self.on_call()
         await asyncio.sleep(0)
         if self.error is not None:
             raise self.error
@@ -55,6 +59,9 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def fraud_answer(batch: int = 1, fraud: float = 0.1) -> bytes:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
@@ -20,3 +22,23 @@ async def serving(app: web.Application) -> AsyncIterator[int]:
         yield port
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def serving_in_thread(app: web.Application) -> Iterator[str]:
+    """Serve ``app`` from an event loop of its own in a thread, for blocking clients (wrk,
+    subprocesses); yields its base URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    block = serving(app)
+    try:
+        port = asyncio.run_coroutine_threadsafe(block.__aenter__(), loop).result(10)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            asyncio.run_coroutine_threadsafe(block.__aexit__(None, None, None), loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -11,6 +11,7 @@ import aiohttp
 import httpx
 import orjson
 import pytest
+from contract_samples import REQUEST_FIELDS, v1_entity_doc, v2_entity_doc
 from feast_support import Feast, Relay, serve_feast
 from ladder_support import FALLBACK_SHA256
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -27,7 +28,6 @@ pytestmark = pytest.mark.e2e
 
 CARD = load_card(MODELS / "fraud-v1")
 STATS = customer_stats().set_index("customer_id")
-REQUEST = {"amount": 120.5, "merchant_category": "grocery", "hour": 14, "is_foreign": False}
 
 
 class OffsetClock:
@@ -82,9 +82,8 @@ def start_gateway(path: Path, clock: OffsetClock | None = None) -> GatewayThread
 
 
 def predict(gateway: GatewayThread, customers: list[str], model: str = "fraud") -> httpx.Response:
-    instances = [{"customer_id": c, **REQUEST} for c in customers]
     return httpx.post(
-        f"{gateway.url}/v1/models/{model}:predict", json={"instances": instances}, timeout=10
+        f"{gateway.url}/v1/models/{model}:predict", json=v1_entity_doc(customers), timeout=10
     )
 
 
@@ -128,7 +127,7 @@ def test_the_tensor_sent_upstream_is_feast_plus_request_fields_in_card_order(
         if spec.source == "feature":
             expected = [STATS.loc[c, spec.name].item() for c in ("c-0042", "c-9999")]
         else:
-            expected = [REQUEST[spec.name]] * 2
+            expected = [REQUEST_FIELDS[spec.name]] * 2
         if spec.datatype.startswith("FP"):
             expected = [float(v) for v in expected]
         assert tensor == {"name": spec.name, "datatype": spec.datatype, "shape": [2, 1],
@@ -139,7 +138,7 @@ def test_the_tensor_sent_upstream_is_feast_plus_request_fields_in_card_order(
 
 
 def test_a_feature_value_sent_by_the_client_is_refused(live_gateway: GatewayThread) -> None:
-    instance = {"customer_id": "c-0042", **REQUEST, "avg_amount_30d": 1.0}
+    instance = {"customer_id": "c-0042", **REQUEST_FIELDS, "avg_amount_30d": 1.0}
     response = httpx.post(
         f"{live_gateway.url}/v1/models/fraud:predict", json={"instances": [instance]}
     )
@@ -241,15 +240,8 @@ def test_a_store_outage_is_served_from_cache_then_defaults_and_live_returns(
 def test_a_v2_request_may_name_its_entities_in_parameters(
     live_gateway: GatewayThread, recorded: Relay
 ) -> None:
-    inputs = []
-    for spec in CARD.inputs:
-        if spec.source == "request":
-            value = (
-                float(REQUEST[spec.name]) if spec.datatype.startswith("FP") else REQUEST[spec.name]
-            )
-            inputs.append({"name": spec.name, "datatype": spec.datatype, "shape": [2, 1],
-                           "data": [value, value]})  # fmt: skip
-    body = {"id": "e-1", "parameters": {"customer_id": "c-0042,c-9999"}, "inputs": inputs}
+    body = {"id": "e-1", **v2_entity_doc(["c-0042", "c-9999"])}
+    inputs = body["inputs"]
     response = httpx.post(f"{live_gateway.url}/v2/models/fraud/infer", json=body)
     assert response.status_code == 200, response.text
     assert response.headers["x-gateway-feature-source"] == "live"
@@ -277,19 +269,6 @@ def test_a_v2_request_may_name_its_entities_in_parameters(
     assert "avg_amount_30d" in unnamed.json()["error"]
 
 
-def v2_body(customers: list[str]) -> dict[str, object]:
-    """An OIP request with the request-time tensors, naming its entities in parameters."""
-    inputs = []
-    rows = len(customers)
-    for spec in CARD.inputs:
-        if spec.source == "request":
-            value = REQUEST[spec.name]
-            value = float(value) if spec.datatype.startswith("FP") else value
-            inputs.append({"name": spec.name, "datatype": spec.datatype, "shape": [rows, 1],
-                           "data": [value] * rows})  # fmt: skip
-    return {"parameters": {"customer_id": ",".join(customers)}, "inputs": inputs}
-
-
 def test_with_the_store_down_both_apis_fall_to_the_fallback_model(
     recorded: Relay, tmp_path: Path
 ) -> None:
@@ -301,7 +280,9 @@ def test_with_the_store_down_both_apis_fall_to_the_fallback_model(
     sent_before = len(recorded.bodies)
     with start_gateway(path) as gateway:
         v2 = httpx.post(
-            f"{gateway.url}/v2/models/strict/infer", json=v2_body(["c-never-seen"]), timeout=10
+            f"{gateway.url}/v2/models/strict/infer",
+            json=v2_entity_doc(["c-never-seen"]),
+            timeout=10,
         )
         v1 = predict(gateway, ["c-never-seen"], model="strict")
     for response in (v2, v1):
@@ -321,14 +302,14 @@ def test_v2_entity_lists_are_checked_before_the_store_is_asked(
         path = write_enrichment_config(tmp_path, recorded.url, store.url)
         with start_gateway(path) as gateway:
             url = f"{gateway.url}/v2/models/fraud/infer"
-            too_many = v2_body([f"c-{i:04d}" for i in range(257)])
-            too_long = v2_body(["c-" + "9" * 300])
-            wrong_count = v2_body(["c-0042"]) | {"parameters": {"customer_id": "c-1,c-2"}}
+            too_many = v2_entity_doc([f"c-{i:04d}" for i in range(257)])
+            too_long = v2_entity_doc(["c-" + "9" * 300])
+            wrong_count = v2_entity_doc(["c-0042"]) | {"parameters": {"customer_id": "c-1,c-2"}}
             answers = [httpx.post(url, json=body, timeout=10) for body in (too_many, too_long, wrong_count)]  # fmt: skip
             assert [a.status_code for a in answers] == [400, 400, 400]
             assert "names 257 entities; the maximum is 256" in answers[0].json()["error"]
             assert "the maximum is 256 (rule: max_string_length)" in answers[1].json()["error"]
             assert "names 2 entities for a batch of 1 rows" in answers[2].json()["error"]
             assert store.bodies == []  # refused before any lookup
-            assert httpx.post(url, json=v2_body(["c-0042"]), timeout=10).status_code == 200
+            assert httpx.post(url, json=v2_entity_doc(["c-0042"]), timeout=10).status_code == 200
             assert len(store.bodies) == 1

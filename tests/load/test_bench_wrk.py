@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from local_http import serving_in_thread
 
 from loadtest import wrk
 
@@ -62,36 +61,15 @@ def test_wrk_report_is_read_with_its_errors() -> None:
 def recording_server() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
     """An aiohttp server in a thread that records (path, body) of every POST."""
     seen: list[tuple[str, bytes]] = []
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    box: dict[str, object] = {}
 
     async def record(request: web.Request) -> web.Response:
         seen.append((request.path, await request.read()))
         return web.json_response({})
 
-    async def serve() -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", record)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        box["runner"] = runner
-        box["port"] = runner.addresses[0][1]
-        started.set()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(serve(), loop).result(10)
-    started.wait(10)
-    yield f"http://127.0.0.1:{box['port']}", seen
-    runner = box["runner"]
-    assert isinstance(runner, web.AppRunner)
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", record)
+    with serving_in_thread(app) as base:
+        yield base, seen
 
 
 @pytest.mark.e2e

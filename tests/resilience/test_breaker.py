@@ -5,17 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes import FakeClock
 
 from gateway.errors import CircuitOpen
 from gateway.resilience.breaker import CircuitBreaker
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Boom(Exception):

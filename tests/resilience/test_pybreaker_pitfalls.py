@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import pybreaker
 import pytest
+from fakes import FakeClock
 
 from gateway.errors import CircuitOpen
 from gateway.resilience.breaker import BreakerState, CircuitBreaker
@@ -21,14 +22,6 @@ from gateway.resilience.upstream_breaker import UpstreamBreaker
 
 # Our state names as pybreaker spells them.
 PYBREAKER_NAME = {"closed": "closed", "open": "open", "half_open": "half-open"}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Boom(Exception):

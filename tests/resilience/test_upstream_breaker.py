@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from fakes import FakeClock
 from support import runtime_of, write_config
 
 from gateway.errors import CircuitOpen, InvalidInput, UpstreamUnavailable
@@ -13,14 +14,6 @@ from gateway.resilience.guards import is_upstream_failure
 from gateway.resilience.trip_policy import TripPolicy
 from gateway.resilience.upstream_breaker import UpstreamBreaker
 from gateway.settings import load_config
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(

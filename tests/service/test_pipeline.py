@@ -7,12 +7,13 @@ behind the seams the real parts use, on a fake clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from contract_samples import v1_entity_doc, v2_entity_doc
 from fakes import NOW, FakeClock, FakeStore, fraud_answer
 from ladder_support import FALLBACK_SHA256
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,7 +24,6 @@ from gateway.contracts.problems import ContractViolation
 from gateway.errors import FeaturesUnavailable, GatewayError
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
-from gateway.features.feast_client import FeatureValue
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.routing.shadow import ShadowDispatcher
 from gateway.service.ladder import Ladder
@@ -36,7 +36,6 @@ from gateway.telemetry.metrics import GatewayMetrics
 from gateway.upstream.client import Upstream
 
 CARD = load_card(MODELS / "fraud-v1")
-REQUEST = {"amount": 120.5, "merchant_category": "grocery", "hour": 14, "is_foreign": False}
 FEATURES = {"customer_stats:avg_amount_30d": 80.5, "customer_stats:txn_count_7d": 4,
             "customer_stats:chargeback_rate_90d": 0.01, "customer_stats:account_age_days": 700}  # fmt: skip
 FALLBACK = f"    fallback: {{card: {MODELS / 'fraud-fallback'}, sha256: {FALLBACK_SHA256}}}\n"
@@ -53,25 +52,6 @@ models:
     timeouts: {{total_ms: 1000, per_try_ms: 300, fallback_reserve_ms: 50}}
     features: {{on_missing: unavailable}}
 {extra}"""
-
-
-class TimedStore(FakeStore):
-    """The fake store, taking ``seconds`` of the fake clock per lookup."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__()
-        self.clock = clock
-        self.seconds = 0.0
-
-    async def online_features(
-        self,
-        refs: Sequence[str],
-        entity_key: str,
-        entity_ids: Sequence[str],
-        within_seconds: float | None = None,
-    ) -> dict[str, list[FeatureValue]]:
-        self.clock.now += self.seconds
-        return await super().online_features(refs, entity_key, entity_ids, within_seconds)
 
 
 class FakeUpstream:
@@ -94,7 +74,7 @@ class Stack:
     def __init__(self, tmp_path: Path, extra: str = "") -> None:
         self.path = tmp_path / "gateway.yaml"
         self.clock = FakeClock(100.0)
-        self.store = TimedStore(self.clock)
+        self.store = FakeStore()
         self.store.rows = {f"c-{i:04d}": (FEATURES, 60.0) for i in range(3)}
         self.upstream = FakeUpstream()
         self.metrics = GatewayMetrics()
@@ -145,23 +125,6 @@ class Stack:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def v1_body(customers: list[str], **fields: Any) -> dict[str, Any]:
-    return {"instances": [{"customer_id": c, **REQUEST, **fields} for c in customers]}
-
-
-def v2_body(customers: list[str], **fields: Any) -> dict[str, Any]:
-    values = REQUEST | fields
-    rows = len(customers)
-    inputs = []
-    for spec in CARD.inputs:
-        if spec.source == "request":
-            value = values[spec.name]
-            value = float(value) if spec.datatype.startswith("FP") else value
-            inputs.append({"name": spec.name, "datatype": spec.datatype, "shape": [rows, 1],
-                           "data": [value] * rows})  # fmt: skip
-    return {"parameters": {"customer_id": ",".join(customers)}, "inputs": inputs}
-
-
 def as_columns(sent: dict[str, Any]) -> dict[str, list[Any]]:
     return {t["name"]: t["data"] for t in sent["inputs"]}
 
@@ -173,8 +136,8 @@ def stack(tmp_path: Path) -> Stack:
 
 def test_v1_and_v2_send_the_same_tensors_upstream(stack: Stack) -> None:
     customers = ["c-0001", "c-0002"]
-    v1 = stack.predict("v1", v1_body(customers))
-    v2 = stack.predict("v2", v2_body(customers))
+    v1 = stack.predict("v1", v1_entity_doc(customers))
+    v2 = stack.predict("v2", v2_entity_doc(customers))
     (_, sent_v1, _), (_, sent_v2, _) = stack.upstream.sent
     assert as_columns(sent_v1) == as_columns(sent_v2)
     assert as_columns(sent_v1)["txn_count_7d"] == [4, 4]
@@ -189,7 +152,7 @@ def test_v1_and_v2_send_the_same_tensors_upstream(stack: Stack) -> None:
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_a_refused_request_never_reaches_the_store_or_the_upstream(stack: Stack, api: str) -> None:
-    body = (v1_body if api == "v1" else v2_body)(["c-0001"], hour=99)
+    body = (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-0001"], hour=99)
     with pytest.raises(ContractViolation, match="hour"):
         stack.predict(api, body)
     assert stack.store.calls == [] and stack.upstream.sent == []
@@ -198,12 +161,12 @@ def test_a_refused_request_never_reaches_the_store_or_the_upstream(stack: Stack,
 
 def test_v2_entity_lists_are_bounded_before_the_store_is_asked(stack: Stack) -> None:
     with pytest.raises(ContractViolation, match="names 257 entities; the maximum is 256"):
-        stack.predict("v2", v2_body([f"c-{i}" for i in range(257)]))
+        stack.predict("v2", v2_entity_doc([f"c-{i}" for i in range(257)]))
     with pytest.raises(ContractViolation, match="rule: max_string_length"):
-        stack.predict("v2", v2_body(["c-" + "7" * 300]))
+        stack.predict("v2", v2_entity_doc(["c-" + "7" * 300]))
     with pytest.raises(ContractViolation, match="names 2 entities for a batch of 1 rows"):
-        stack.predict("v2", v2_body(["c-0001"]) | {"parameters": {"customer_id": "c-1,c-2"}})
-    clash = v2_body(["c-0001"])
+        stack.predict("v2", v2_entity_doc(["c-0001"]) | {"parameters": {"customer_id": "c-1,c-2"}})
+    clash = v2_entity_doc(["c-0001"])
     clash["inputs"].append({"name": "txn_count_7d", "datatype": "FP32", "shape": [1, 1], "data": [1.0]})  # fmt: skip
     with pytest.raises(ContractViolation, match="come from the feature store"):
         stack.predict("v2", clash)
@@ -214,8 +177,8 @@ def test_v2_entity_lists_are_bounded_before_the_store_is_asked(stack: Stack) -> 
 def test_one_deadline_from_arrival_bounds_the_lookup_and_the_upstream(
     stack: Stack, api: str
 ) -> None:
-    stack.store.seconds = 0.1
-    body = (v1_body if api == "v1" else v2_body)(["c-0001"])
+    stack.store.on_call = lambda: stack.clock.advance(0.1)
+    body = (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-0001"])
     stack.predict(api, body, {"x-request-timeout-ms": "200"}, spent=0.03)
     # 200 ms from arrival, 50 ms kept for the fallback: 30 ms were spent reading the body,
     # the lookup may take the 120 ms left, and it took 100 ms.
@@ -225,7 +188,7 @@ def test_one_deadline_from_arrival_bounds_the_lookup_and_the_upstream(
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_features_that_cannot_be_had_send_both_apis_to_the_fallback(stack: Stack, api: str) -> None:
-    body = (v1_body if api == "v1" else v2_body)(["c-never-seen"])
+    body = (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-never-seen"])
     prediction = stack.predict(api, body)
     provenance = prediction.provenance
     assert (provenance.variant, provenance.served_by, provenance.degraded) == ("fallback", "fallback:onnx", True)  # fmt: skip
@@ -237,29 +200,32 @@ def test_features_that_cannot_be_had_send_both_apis_to_the_fallback(stack: Stack
 
 def test_without_lower_rungs_missing_features_are_unavailable(tmp_path: Path) -> None:
     stack = Stack(tmp_path)
-    for api, body in (("v1", v1_body(["c-never-seen"])), ("v2", v2_body(["c-never-seen"]))):
+    for api, body in (
+        ("v1", v1_entity_doc(["c-never-seen"])),
+        ("v2", v2_entity_doc(["c-never-seen"])),
+    ):
         with pytest.raises(FeaturesUnavailable, match="'c-never-seen' is missing in the store"):
             stack.predict(api, body)
     assert stack.upstream.sent == []
 
 
 def test_an_upstream_answer_is_offered_to_the_shadows_with_the_body_sent(stack: Stack) -> None:
-    stack.predict("v2", v2_body(["c-0001"]))
+    stack.predict("v2", v2_entity_doc(["c-0001"]))
     job = stack.shadows._queue.get_nowait()
     assert orjson.loads(job.body) == stack.upstream.sent[0][1]
     assert job.served == [0.125]
 
 
 def test_a_request_for_outputs_without_the_score_has_no_scores(stack: Stack) -> None:
-    body = v2_body(["c-0001"]) | {"id": "r-1", "outputs": [{"name": "label"}]}
+    body = v2_entity_doc(["c-0001"]) | {"id": "r-1", "outputs": [{"name": "label"}]}
     prediction = stack.predict("v2", body)
     assert prediction.predictions == [] and prediction.request_id == "r-1"
     assert stack.shadows._queue.qsize() == 0
 
 
-def test_a_v2_body_needing_no_change_goes_upstream_as_it_came(tmp_path: Path) -> None:
+def test_a_v2_entity_doc_needing_no_change_goes_upstream_as_it_came(tmp_path: Path) -> None:
     stack = Stack(tmp_path)
-    body = v2_body(["c-0001"])
+    body = v2_entity_doc(["c-0001"])
     del body["parameters"]
     for name, value in (("avg_amount_30d", 80.5), ("txn_count_7d", 4.0),
                         ("chargeback_rate_90d", 0.01), ("account_age_days", 700.0)):  # fmt: skip
