@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Datatype = Literal[
     "BOOL",
@@ -44,6 +44,52 @@ class ValueRange(_Frozen):
     max: float
 
 
+class Bounds(_Frozen):
+    """Hard bounds from what a field means (an amount >= 0, an hour in 0-23); ``None``: open."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class Distribution(_Frozen):
+    """Training values binned at their deciles, the baseline of the drift monitors.
+
+    ``edges`` are the distinct training deciles, increasing; ``shares[i]`` is the share of
+    training values in bin ``i``, where a value ``v`` falls in bin
+    ``numpy.searchsorted(edges, v, side="right")`` (so bin 0 is ``v < edges[0]`` and the last
+    bin ``v >= edges[-1]``). There is one more share than edges, and they sum to 1.
+    """
+
+    edges: tuple[float, ...] = Field(min_length=1)
+    shares: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Distribution:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must be strictly increasing")
+        if len(self.shares) != len(self.edges) + 1:
+            raise ValueError(f"needs {len(self.edges) + 1} shares for {len(self.edges)} edges")
+        if min(self.shares) < 0 or abs(sum(self.shares) - 1) > 1e-3:
+            raise ValueError("shares must be >= 0 and sum to 1")
+        return self
+
+
+class InputStats(_Frozen):
+    """Training statistics of one input (the descriptive figures are kept as given)."""
+
+    mean: float | None = None
+    std: float | None = None
+    # Numeric kinds: the drift baseline. Category and bool kinds: each value's share.
+    distribution: Distribution | None = None
+    frequencies: dict[str, float] | None = None
+
+
 class CardInput(_Frozen):
     """One model input, which is also one v1 field (or Feast feature) of the same name."""
 
@@ -53,8 +99,12 @@ class CardInput(_Frozen):
     kind: FieldKind
     source: FieldSource
     feature_ref: str | None = None
+    # The values a real request can have: outside them a value is invalid (400).
+    domain: Bounds | None = None
+    # The values seen in training: outside them a value is unusual, served and flagged.
     range: ValueRange | None = None
     categories: tuple[str, ...] | None = None
+    stats: InputStats | None = None
     default: float | int | bool | str | None = None
 
 
@@ -76,6 +126,8 @@ class ScoreSpec(_Frozen):
     index: int = Field(ge=0)
     threshold: float = 0.5
     labels: dict[str, str] = Field(default_factory=lambda: {"0": "negative", "1": "positive"})
+    # The model's scores on its training rows: the score drift monitors' baseline.
+    distribution: Distribution | None = None
 
 
 class Artifact(_Frozen):
