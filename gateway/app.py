@@ -39,6 +39,7 @@ from gateway.resilience.breaker import CircuitBreaker
 from gateway.routing.shadow import ShadowDispatcher
 from gateway.service.ladder import Ladder
 from gateway.service.pipeline import PredictionService
+from gateway.service.quality import QualityCollector, refresh_forever
 from gateway.service.runtime import Runtime, build_runtime
 from gateway.service.traffic_metrics import TrafficCollector
 from gateway.settings.loader import LoadedConfig
@@ -191,6 +192,9 @@ def create_app(
         )
         traffic = TrafficCollector(lambda: service.runtime)
         registry.register(traffic)
+        quality = QualityCollector(lambda: service.runtime)
+        registry.register(quality)
+        refresher = asyncio.create_task(refresh_forever(lambda: service.runtime, seams.clock))
         app.state.gateway = service
         app.state.reloader = reloader
         shadows.start()
@@ -203,8 +207,12 @@ def create_app(
                 yield
         finally:
             _forget_sighup(hangup)
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             await shadows.stop()
             registry.unregister(traffic)
+            registry.unregister(quality)
             del app.state.gateway, app.state.reloader
             await session.close()
             if store_session is not None:

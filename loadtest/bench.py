@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts.card import load_card
-from loadtest import bench_prepare, bench_targets, generator, soak, wrk
+from loadtest import bench_prepare, bench_targets, generator, quality_cost, soak, wrk
 from loadtest.bench_modes import (
     GATEWAY_MODES,
     MODES,
@@ -374,6 +374,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             report["upstreams"][upstream_name] = figures
             for proc in bench.procs[first:]:  # this upstream's proxies, gateways and Feast
                 proc.stop()
+        # In process, no upstream: what the data-quality monitors add to a request.
+        report["data_quality_monitors"] = quality_cost.measure(rounds=3)
         if args.soak_seconds > 0:
             settings = soak.settings_from(args)
             report["soak"] = run_soak(bench, settings, upstreams[settings.upstream][0])
@@ -429,6 +431,8 @@ def markdown(report: dict[str, Any], rate: int, title: str = "Benchmark") -> str
         lines += ["## Gateway modes", ""]
         lines += [f"- {name}: {what}" for name, what in report["modes"].items()]
         lines.append("")
+    if report.get("data_quality_monitors"):
+        lines += quality_cost.markdown(report["data_quality_monitors"])
     if report.get("soak"):
         lines += soak.markdown(report["soak"])
     if report.get("notes"):

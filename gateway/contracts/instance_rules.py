@@ -54,7 +54,6 @@ class InstanceRules:
             configured = contract.ranges.get(spec.name)
             rules[spec.name] = compile_rule(
                 spec,
-                margin=contract.range_margin,
                 bounds=(configured.min, configured.max) if configured else None,
                 categories=contract.categories.get(spec.name),
                 # v1 JSON carries no NaN, and a null is imputed before the rule runs.

@@ -106,7 +106,6 @@ class InferChecker:
                 spec.shape,
                 compile_rule(
                     spec,
-                    margin=contract.range_margin,
                     bounds=(configured.min, configured.max) if configured else None,
                     categories=contract.categories.get(spec.name),
                     allow_nan=contract.allow_nan,

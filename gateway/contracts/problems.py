@@ -33,7 +33,7 @@ RULES: Final = frozenset(
         # v1 structure
         "instances", "instance", "unknown_field", "missing_field", "field_type",
         # values
-        "nan", "null", "range", "category", "bool",
+        "nan", "null", "range", "category", "bool", "out_of_distribution",
         # outputs (answers)
         "output_missing", "output_datatype", "output_shape", "output_batch",
         "probability", "probability_sum", "output_range", "constant_output",

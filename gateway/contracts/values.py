@@ -5,12 +5,16 @@ elements: :meth:`~ValueRule.passes` (the hot path: C-level ``set``/``min``/``max
 column, no per-element Python work) and, only when that fails, :meth:`~ValueRule.explain`
 (a per-element walk naming every offending row, the rule and what is allowed).
 
+These are the input's **domain**: what no real request can break (an invalid value is a
+400). What the model saw in training is a separate, softer question
+(:mod:`gateway.contracts.distribution`): a valid but unusual value is served and flagged.
+
 Rules, by name: ``element_type`` (the JSON kind of the datatype; integers within their
 INT/UINT width), ``nan`` (null or non-finite in a float tensor unless ``allow_nan``),
-``null`` (null elsewhere unless the field is ``nullable``), ``range`` (the training range
-widened by ``range_margin``, or the configured one), ``category`` (the card's or the
-configured set), ``bool`` (a bool field carried in a numeric tensor holds 0 or 1) and
-``max_string_length``.
+``null`` (null elsewhere unless the field is ``nullable``), ``range`` (the card's
+``domain``, or the configured ``contract.ranges``), ``category`` (the configured
+``contract.categories``; the card's training categories only flag), ``bool`` (a bool
+field carried in a numeric tensor holds 0 or 1) and ``max_string_length``.
 
     >>> rule = ValueRule("hour", "INT64", lo=0, hi=23)
     >>> rule.passes([3, 14]), rule.passes([3, 30])
@@ -198,61 +202,38 @@ def compile_rule(
     spec: CardInput,
     *,
     datatype: str | None = None,
-    margin: float = 0.5,
     bounds: tuple[float | None, float | None] | None = None,
     categories: tuple[str, ...] | None = None,
     allow_nan: bool = False,
     nullable: bool = False,
     max_string_length: int = 256,
 ) -> ValueRule:
-    """The rule for ``spec``: datatype from the card (or ``datatype``), range widened by
-    ``margin`` unless ``bounds`` replaces it, categories from the card unless replaced.
-
-    Widening: ``[min - margin * span, max + margin * span]``, where ``span = max - min``
-    (or ``max(|max|, 1)`` for a single-valued range); the lower bound stays at 0 when the
-    training minimum is >= 0, and an ``int`` field's bounds are rounded inwards to integers.
-    """
+    """The domain rule for ``spec``: datatype from the card (or ``datatype``), bounds from
+    the card's ``domain`` unless ``bounds`` replaces them, categories only when configured
+    (a category the model never saw is unusual, not invalid)."""
     dtype = datatype or spec.datatype
-    lo: float | None
-    hi: float | None
+    lo: float | None = None
+    hi: float | None = None
     if bounds is not None:
         lo, hi = bounds
-    elif spec.range is not None and spec.kind in ("float", "int"):
-        lo, hi = widen(spec.range.min, spec.range.max, margin, integer=spec.kind == "int")
-    else:
-        lo = hi = None
+    elif spec.domain is not None and spec.kind in ("float", "int"):
+        lo, hi = spec.domain.min, spec.domain.max
     if dtype in _INT_WIDTHS:
         width_lo, width_hi = _INT_WIDTHS[dtype]
         lo = width_lo if lo is None else max(lo, width_lo)
         hi = width_hi if hi is None else min(hi, width_hi)
-    cats = categories if categories is not None else spec.categories
     return ValueRule(
         field=spec.name,
         datatype=dtype,
         lo=lo,
         hi=hi,
-        categories=frozenset(cats) if cats is not None and spec.kind == "category" else None,
+        categories=(
+            frozenset(categories) if categories is not None and spec.kind == "category" else None
+        ),
         boolean=spec.kind == "bool" and dtype != "BOOL",
         allow_null=(allow_nan and dtype in FLOAT_TYPES) or nullable,
         max_string_length=max_string_length,
     )
-
-
-def widen(low: float, high: float, margin: float, *, integer: bool) -> tuple[float, float]:
-    """Training range ``[low, high]`` widened by ``margin`` of its span (see compile_rule).
-
-    >>> widen(0.57, 100.57, 0.5, integer=False)
-    (0.0, 150.57)
-    >>> widen(0, 23, 0.5, integer=True)
-    (0, 34)
-    """
-    span = high - low if high > low else max(abs(high), 1.0)
-    lo, hi = low - margin * span, high + margin * span
-    if low >= 0:
-        lo = max(lo, 0.0)
-    if integer:
-        return math.ceil(lo), math.floor(hi)
-    return round(lo, 9), round(hi, 9)
 
 
 def _bounds(lo: float | None, hi: float | None) -> str:

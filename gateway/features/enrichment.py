@@ -62,6 +62,8 @@ class InstanceFeatures:
     source: FeatureSource  # the worst of ``sources``
     sources: dict[str, ValueSource]  # feature (input) name -> rung
     oldest_age_seconds: float | None  # of the live and cached values used; None if none
+    # Features whose store value was too old to use (the cache or the default served).
+    stale: frozenset[str] = frozenset()
 
     def body(self) -> dict[str, Any]:
         return {
@@ -205,8 +207,9 @@ class Enricher:
         values: list[Any] = []
         sources: dict[str, ValueSource] = {}
         oldest: float | None = None
+        stale: list[str] = []
         for feature in plan.features:
-            value, source, event_time = self._one(feature, entity, live, now, counters)
+            value, source, event_time = self._one(feature, entity, live, now, counters, stale)
             if source is None:
                 reason = (
                     "missing in the store" if live is not None else f"not fetched ({store_outcome})"
@@ -223,7 +226,9 @@ class Enricher:
                 age = age_seconds(event_time, now)
                 counters.ages.observe(age)
                 oldest = age if oldest is None else max(oldest, age)
-        return values, InstanceFeatures(worst_source(list(sources.values())), sources, oldest)
+        return values, InstanceFeatures(
+            worst_source(list(sources.values())), sources, oldest, frozenset(stale)
+        )
 
     def _one(
         self,
@@ -232,8 +237,10 @@ class Enricher:
         live: dict[str, FeatureValue] | None,
         now: float,
         counters: _ModelCounters,
+        stale: list[str],
     ) -> tuple[Any, ValueSource | None, float | None]:
-        """(value, rung, event time) for one feature of one entity; rung None: no value."""
+        """(value, rung, event time) for one feature of one entity; rung None: no value.
+        A store value too old to use adds the feature's name to ``stale``."""
         if live is not None:
             got = live[feature.ref]
             value = feature.read(got.value) if got.found else None
@@ -242,6 +249,7 @@ class Enricher:
                     self.cache.put(entity, feature.ref, value, got.event_time)
                     return value, "live", got.event_time
                 counters.stale.inc()
+                stale.append(feature.name)
         cached = self.cache.get(entity, feature.ref)
         if cached is not None and is_fresh(cached.event_time, now, feature.max_age):
             return cached.value, "cache", cached.event_time  # a hit, counted by the caller

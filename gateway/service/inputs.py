@@ -50,8 +50,9 @@ class Rows(Protocol):
         """The OIP body for the upstream, with the store's ``features`` when there are."""
         ...
 
-    def columns(self, names: Sequence[str]) -> Columns:
-        """The request-time inputs ``names`` (at least), by name, one value per row."""
+    def columns(self) -> Columns:
+        """Every model input the request carried, by name, one value per row (computed
+        once): the contract's distribution check, the monitors and the fallback read it."""
         ...
 
 
@@ -105,7 +106,7 @@ class V1Rows:
     def upstream_body(self, features: Features | None) -> bytes:
         return orjson.dumps({"inputs": self._model.decoder.tensors(self._decoded, features or {})})
 
-    def columns(self, names: Sequence[str]) -> Columns:
+    def columns(self) -> Columns:
         return self._decoded.columns
 
 
@@ -114,7 +115,9 @@ class V2Rows:
 
     __slots__ = (
         "_body",
+        "_columns",
         "_doc",
+        "_inputs",
         "_model",
         "batch",
         "client_timeout_ms",
@@ -128,11 +131,14 @@ class V2Rows:
     ) -> None:
         entities = model.entities
         ids = entities.read(doc) if entities is not None else None
-        if entities is None or ids is None or entities.checker is None:
-            batch, relabelled = model.checker.check_converting(doc)
-        else:
-            batch, relabelled = entities.checker.check_converting(doc)
+        checker = model.checker
+        if entities is not None and ids is not None and entities.checker is not None:
+            checker = entities.checker
+        batch, relabelled = checker.check_converting(doc)
+        if entities is not None and ids is not None:
             rows_named(ids, batch, entities.entity_key)
+        self._inputs = tuple(checker.inputs)  # the inputs this request carries
+        self._columns: Columns | None = None
         self._model = model
         self._doc: dict[str, Any] = doc
         # The client's bytes go upstream unchanged unless a tensor was relabelled.
@@ -155,5 +161,7 @@ class V2Rows:
             return orjson.dumps({**self._doc, "inputs": [*self._doc["inputs"], *store]})
         return self._body if self._body is not None else orjson.dumps(self._doc)
 
-    def columns(self, names: Sequence[str]) -> Columns:
-        return columns_from_v2(self._doc, names)
+    def columns(self) -> Columns:
+        if self._columns is None:
+            self._columns = columns_from_v2(self._doc, self._inputs)
+        return self._columns

@@ -62,14 +62,14 @@ class LadderRequest:
     """One validated prediction, in the forms each rung needs.
 
     ``body`` is the OIP request for the upstream, or ``None`` when the upstream rung cannot
-    be used (``skip_reason`` says why). ``columns(names)`` gives the request-time inputs
-    the fallback model names, computed only if asked. ``feature_source`` is where the
+    be used (``skip_reason`` says why). ``columns()`` gives the request's inputs by name
+    for the fallback model. ``feature_source`` is where the
     upstream's features came from (its provenance).
     """
 
     body: bytes | None
     batch: int
-    columns: Callable[[Sequence[str]], Columns]
+    columns: Callable[[], Columns]
     requested: tuple[str, ...] | None = None
     skip_reason: str | None = None
     feature_source: FeatureSource = "none"
@@ -281,7 +281,7 @@ class Ladder:
         parent: Span,
     ) -> dict[str, Any]:
         started = self.clock()
-        columns = request.columns(fallback.input_names)
+        columns = request.columns()
         if fallback.run_in_thread:
             answer = await asyncio.to_thread(
                 fallback.predict, columns, request.batch, request.requested

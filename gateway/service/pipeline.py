@@ -6,7 +6,9 @@ returns a :class:`Prediction` (the answer, its provenance, the rows' scores), in
 order, for v1 and v2 alike:
 
 1. **decode and validate** the body against the model's contract (:mod:`.inputs`); a
-   refused request is counted per field and rule and never goes further;
+   refused request is counted per field and rule and never goes further. Values the
+   model never saw in training are flagged (or, per ``contract.out_of_distribution``,
+   refused or sent to the fallback), the store's as well once they are known;
 2. **route**: the sticky canary split picks the variant and its guarded upstream;
 3. **one deadline** from the request's arrival: the upstream's total budget, or less when
    the client asks, keeping the fallback's reserve;
@@ -14,7 +16,9 @@ order, for v1 and v2 alike:
    features that cannot be had send the request down the ladder (or, without lower rungs,
    answer ``features_unavailable``);
 5. **the ladder** (:mod:`.ladder`): upstream, fallback model, default, 503;
-6. **record** the latency and scores per variant, and **offer shadows** a copy.
+6. **record** the latency and scores per variant, feed the data-quality monitors
+   (:mod:`gateway.quality`; their verdicts can send requests to the fallback, per
+   ``data_quality.on_critical``), and **offer shadows** a copy.
 """
 
 from __future__ import annotations
@@ -117,6 +121,9 @@ class PredictionService:
         try:
             body = await call.read_body(runtime.config.settings.server.max_body_bytes)
             rows = decode(call.api, model, body, call.headers)
+            unusual = model.distribution.unusual(rows.columns())
+            if unusual and model.out_of_distribution == "reject":
+                raise model.distribution.refuse(list(unusual))
         except (ContractViolation, PayloadTooLarge) as exc:
             self._count_rejection(model, exc, span)
             raise
@@ -132,6 +139,16 @@ class PredictionService:
         deadline = self._deadline(model, target, rows, call.arrived)
 
         enrichment, skip_reason = await self._enrich(model, rows, deadline, span)
+        if enrichment is not None:  # the store's values: never the client's fault, so flagged
+            unusual |= model.distribution.unusual(enrichment.columns)
+        quality = model.quality
+        if unusual:
+            if quality is not None:
+                quality.count_out_of_distribution(unusual)
+            if model.out_of_distribution == "fallback" and skip_reason is None:
+                skip_reason = f"inputs out of distribution: {', '.join(unusual)}"
+        if skip_reason is None and quality is not None and quality.fallback_reason is not None:
+            skip_reason = quality.fallback_reason  # on_critical: fallback
         request = LadderRequest(
             None if skip_reason else rows.upstream_body(enrichment.columns if enrichment else None),
             batch,
@@ -143,6 +160,10 @@ class PredictionService:
         answer, provenance = await self.ladder.serve(
             model, request, target, variant, deadline, span
         )
+        if unusual:
+            provenance = provenance.with_warnings(tuple(unusual))
+            if span.is_recording():
+                span.set_attribute("gateway.input_warnings", list(unusual))
 
         scores = model.scores
         predictions = (
@@ -150,15 +171,19 @@ class PredictionService:
             if rows.requested is None or scores.output in rows.requested
             else []
         )
+        served_scores = [p["score"] for p in predictions]
         self.metrics.observe_served(
-            model.name,
-            provenance.variant,
-            self.clock() - call.arrived,
-            [p["score"] for p in predictions],
+            model.name, provenance.variant, self.clock() - call.arrived, served_scores
         )
+        if quality is not None:
+            quality.observe(rows.columns())
+            if enrichment is not None:
+                quality.observe(enrichment.columns)
+                quality.observe_sources(enrichment.instances)
+            quality.observe_scores(provenance.variant, served_scores)
         upstream_served = provenance.variant in ("primary", "canary")
         if upstream_served and predictions and model.shadows and request.body is not None:
-            self.shadows.offer(model.shadows, request.body, [p["score"] for p in predictions], batch)  # fmt: skip
+            self.shadows.offer(model.shadows, request.body, served_scores, batch)
         return Prediction(
             model,
             answer,

@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import orjson
 
 from gateway import __version__
 from gateway.contracts.card import ModelCard
+from gateway.contracts.distribution import DistributionCheck
 from gateway.contracts.feature_plan import FeaturePlan, compile_plan
 from gateway.contracts.oip import InferChecker
 from gateway.contracts.oip_entities import EntityParameter
@@ -31,6 +32,7 @@ from gateway.contracts.v1 import InstanceDecoder
 from gateway.errors import ModelNotFound
 from gateway.fallback.default import DefaultAnswer
 from gateway.fallback.onnx_model import FallbackModel
+from gateway.quality.monitors import ModelQuality
 from gateway.resilience.guards import GuardedUpstream, guard_spec
 from gateway.routing.router import Router
 from gateway.routing.shadow import Shadow, ShadowTarget, shadow_spec
@@ -38,6 +40,9 @@ from gateway.settings.loader import LoadedConfig
 from gateway.settings.schema import ModelSettings, ShadowSettings, UpstreamSettings
 from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.upstream.client import Upstream
+
+# A card without training ranges or categories: nothing is unusual.
+NO_DISTRIBUTION = DistributionCheck(())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +62,16 @@ class ModelRuntime:
     # v2 request may name its entities in its parameters (`entities`).
     features: FeaturePlan | None = None
     entities: EntityParameter | None = None
+    # What the model saw in training, and what an unusual value does.
+    distribution: DistributionCheck = NO_DISTRIBUTION
+    out_of_distribution: Literal["serve", "fallback", "reject"] = "serve"
     # The ladder's in-process rungs, built once per config load (None: not configured).
     fallback: FallbackModel | None = None
     default: DefaultAnswer | None = None
     # The shadows that get sampled copies of served requests.
     shadows: tuple[Shadow, ...] = ()
+    # The data-quality monitors (None: ``data_quality.enabled: false``).
+    quality: ModelQuality | None = None
 
     @property
     def has_lower_rung(self) -> bool:
@@ -122,6 +132,8 @@ def _compile_model(config: LoadedConfig, name: str, carried: _Carried) -> ModelR
             ),
         )
     canary = settings.canary
+    distribution = DistributionCheck.compile(card, settings.contract)
+    fallback = _fallback(config, name)
     return ModelRuntime(
         name=name,
         card=card,
@@ -146,7 +158,9 @@ def _compile_model(config: LoadedConfig, name: str, carried: _Carried) -> ModelR
         ),
         features=plan,
         entities=entities,
-        fallback=_fallback(config, name),
+        distribution=distribution,
+        out_of_distribution=settings.contract.out_of_distribution,
+        fallback=fallback,
         default=(
             DefaultAnswer.compile(card, settings.default_response.score)
             if settings.default_response
@@ -155,6 +169,11 @@ def _compile_model(config: LoadedConfig, name: str, carried: _Carried) -> ModelR
         shadows=tuple(
             Shadow(carried.shadow(name, card, shadow), shadow.sample_percent)
             for shadow in settings.shadows
+        ),
+        quality=(
+            carried.quality(name, card, settings, distribution, fallback)
+            if settings.data_quality.enabled
+            else None
         ),
     )
 
@@ -172,7 +191,10 @@ class _Carried:
         self._clock = clock
         self._metrics = metrics
         self._old: dict[tuple[str, str], GuardedUpstream | ShadowTarget] = {}
+        self._quality: dict[str, ModelQuality] = {}
         for name, model in (previous.models if previous else {}).items():
+            if model.quality is not None:
+                self._quality[name] = model.quality
             for guarded in (model.router.primary, model.router.canary):
                 if guarded is not None:
                     self._old[(name, guarded.name)] = guarded
@@ -201,6 +223,29 @@ class _Carried:
                 ScoreReader.compile(card),
                 spec,
             ),
+        )
+
+    def quality(
+        self,
+        model: str,
+        card: ModelCard,
+        settings: ModelSettings,
+        distribution: DistributionCheck,
+        fallback: FallbackModel | None,
+    ) -> ModelQuality:
+        """The model's monitors; kept (windows and counts) while what they judge by is."""
+        fallback_card = fallback.card if fallback is not None else None
+        spec = (card, fallback_card, settings.data_quality, distribution)
+        old = self._quality.get(model)
+        if old is not None and old.spec == spec:
+            return old
+        return ModelQuality.build(
+            model,
+            card,
+            settings.data_quality,
+            distribution,
+            fallback_card=fallback_card,
+            spec=spec,
         )
 
     def _keep(

@@ -1,6 +1,6 @@
 """What ``/admin/status`` shows of the running service: per model, which rungs can serve
 now and why it is degraded, its breakers, bulkheads and retry budgets, its routing and its
-shadows' paired comparison."""
+shadows' paired comparison, and its data-quality verdicts."""
 
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ def model_status(model: ModelRuntime) -> dict[str, Any]:
                 f"canary {canary['upstream']} breaker {canary_breaker['state']}: "
                 f"{canary_breaker['trip_reason'] or 'no reason recorded'}"
             )
+    quality = model.quality
+    if quality is not None and quality.fallback_reason is not None:
+        why.append(f"data quality, requests sent to the fallback: {quality.fallback_reason}")
     return {
         "serving_rungs": rungs,
         "degraded": bool(why),
@@ -62,4 +65,5 @@ def model_status(model: ModelRuntime) -> dict[str, Any]:
             "variant_override": router.allow_override,
         },
         "shadows": [shadow.as_dict() for shadow in model.shadows],
+        "data_quality": quality.status() if quality is not None else None,
     }

@@ -19,7 +19,7 @@ from gateway.contracts.card import CardError, ModelCard, load_card
 from gateway.contracts.feature_plan import PlanError, compile_plan
 from gateway.contracts.tightening import contract_problems
 from gateway.settings.fallback_check import fallback_problems
-from gateway.settings.schema import GatewaySettings
+from gateway.settings.schema import GatewaySettings, ModelSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,7 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
             compile_plan(name, model, card, store_configured=settings.feature_store is not None)
         except PlanError as exc:
             problems.extend(ConfigProblem(where, message) for where, message in exc.problems)
+        problems.extend(_lower_rung_problems(name, model))
         if model.fallback is not None:
             found, fallback_dir = fallback_problems(model.fallback, card, path.parent)
             problems.extend(
@@ -125,6 +126,21 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
         MappingProxyType(dirs),
         MappingProxyType(fallback_dirs),
     )
+
+
+def _lower_rung_problems(name: str, model: ModelSettings) -> list[ConfigProblem]:
+    """Policies that send requests down the ladder need a rung there to serve them."""
+    if model.fallback is not None or model.default_response is not None:
+        return []
+    wanted = {
+        f"models.{name}.contract.out_of_distribution": model.contract.out_of_distribution,
+        f"models.{name}.data_quality.on_critical": model.data_quality.on_critical,
+    }
+    return [
+        ConfigProblem(path, "'fallback' needs a fallback model or a default_response")
+        for path, value in wanted.items()
+        if value == "fallback"
+    ]
 
 
 def _parse_yaml(text: str, source: str) -> Any:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.settings.quality import DataQualitySettings
 from gateway.settings.resilience import (
     BulkheadSettings,
     DefaultResponseSettings,
@@ -144,11 +145,17 @@ class ConstantOutputSettings(_Section):
 class ContractSettings(_Section):
     """Tightens (or relaxes) the contract compiled from the model card; see docs/contracts.md."""
 
-    # Training ranges are widened by this fraction of their span on each side (never across
-    # zero when the training minimum is >= 0); `ranges` below replaces a field's range.
-    range_margin: float = Field(default=0.5, ge=0.0, le=100.0)
+    # Invalid (400): outside the card's `domain`, or outside `ranges` where configured, which
+    # replace it; a category outside `categories` where configured.
     ranges: dict[str, BoundsSettings] = Field(default_factory=dict)
     categories: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Unusual (out of distribution): valid, but outside the card's training range widened by
+    # this fraction of its span on each side, or a category the model never saw.
+    range_margin: float = Field(default=0.0, ge=0.0, le=100.0)
+    # What an unusual value does: serve (flagged and counted), fallback (the request is
+    # served by the fallback model), reject (400 for a value the client sent; an unusual
+    # feature-store value is never the client's fault and is only flagged).
+    out_of_distribution: Literal["serve", "fallback", "reject"] = "serve"
     # NaN (JSON null in a float tensor) passes the gateway only when allowed.
     allow_nan: bool = False
     # Fields whose value may be null: v1 imputes the card's default, v2 forwards the null.
@@ -255,6 +262,8 @@ class ModelSettings(_Section):
     bulkhead: BulkheadSettings = BulkheadSettings()
     fallback: FallbackSettings | None = None
     default_response: DefaultResponseSettings | None = None
+    # Drift and data-quality monitors (gateway/settings/quality.py, docs/data-quality.md).
+    data_quality: DataQualitySettings = DataQualitySettings()
 
     @model_validator(mode="after")
     def _unique_upstream_names(self) -> ModelSettings:

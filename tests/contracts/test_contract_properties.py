@@ -1,5 +1,9 @@
 """Property-based: valid payloads from the fraud-v1 contract pass; each mutation fails with
-the rule it breaks (hypothesis generates both)."""
+the rule it breaks (hypothesis generates both).
+
+Valid means inside each input's domain (the card's ``domain``, or ``contract.ranges``),
+not inside what the model saw in training: values up to ten times the training maximum
+are generated too, and must pass."""
 
 from __future__ import annotations
 
@@ -15,28 +19,76 @@ from gateway.contracts.card import CardInput, load_card
 from gateway.contracts.oip import InferChecker
 from gateway.contracts.problems import ContractViolation, Problem
 from gateway.contracts.v1 import InstanceDecoder
+from gateway.contracts.values import compile_rule
 from gateway.settings.schema import BoundsSettings, ContractSettings
 
 CARD = load_card(MODELS / "fraud-v1")
-CONTRACT = ContractSettings(ranges={"hour": BoundsSettings(min=0, max=23)})
+SPECS = {spec.name: spec for spec in CARD.inputs}
+_SEEN = SPECS["merchant_category"].categories
+assert _SEEN
+CARD_CATEGORIES: tuple[str, ...] = _SEEN  # what training saw
+# A category is invalid only against a configured set: configure one so `category` is tested.
+CONTRACT = ContractSettings(
+    ranges={"hour": BoundsSettings(min=0, max=23)},
+    categories={"merchant_category": CARD_CATEGORIES},
+)
 CHECKER = InferChecker.compile(CARD, max_batch=16, contract=CONTRACT)
 DECODER = InstanceDecoder.compile(CARD, max_instances=16, contract=CONTRACT)
-SPECS = {spec.name: spec for spec in CARD.inputs}
 RULES = {name: entry.values for name, entry in CHECKER.inputs.items()}
 NUMERIC = [s.name for s in CARD.inputs if s.kind in ("float", "int")]
 PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A bound this far out is the datatype's width (INT64), not a domain side.
+_OPEN = 2**62
+
+
+def _side(bound: float | None) -> float | None:
+    """A compiled bound, or None when that side is open (only the datatype's width)."""
+    return None if bound is None or abs(bound) >= _OPEN else bound
+
+
+def domain_of(name: str) -> tuple[float | None, float | None]:
+    """The valid values of a numeric input, from the card's ``domain`` or the configured
+    range that replaces it (not from the compiled rule); None: an open side."""
+    if name in CONTRACT.ranges:
+        bounds = CONTRACT.ranges[name]
+        return bounds.min, bounds.max
+    domain = SPECS[name].domain
+    assert domain is not None, name
+    return domain.min, domain.max
+
+
+def test_the_compiled_bounds_are_the_domain_or_the_configured_range() -> None:
+    """The checker refuses exactly outside the domain, not outside what training saw; the
+    configured range for ``hour`` and the configured category set apply."""
+    for name in NUMERIC:
+        rule = RULES[name]
+        assert (_side(rule.lo), _side(rule.hi)) == domain_of(name), name
+    assert domain_of("amount") == (0, None)
+    assert domain_of("chargeback_rate_90d") == (0, 1)
+    assert domain_of("txn_count_7d") == (0, None)
+    assert domain_of("account_age_days") == (0, None)
+    assert domain_of("hour") == (0, 23)
+    assert RULES["merchant_category"].categories == frozenset(CARD_CATEGORIES)
+    card_only = compile_rule(SPECS["merchant_category"])
+    assert card_only.categories is None and card_only.passes(["casino"])
 
 
 def field_values(spec: CardInput) -> st.SearchStrategy[Any]:
-    """Valid v1 values of one field: inside the compiled range, from the category set."""
-    rule = RULES[spec.name]
+    """Valid v1 values of one field: inside the domain (an open side stops at ten times the
+    training maximum, well past what the model saw), a category from the card."""
     if spec.kind == "category":
-        return st.sampled_from(sorted(rule.categories or ()))
+        return st.sampled_from(sorted(CARD_CATEGORIES))
     if spec.kind == "bool":
         return st.booleans()
+    lo, hi = domain_of(spec.name)
+    assert spec.range is not None, spec.name
+    if lo is None:
+        lo = min(spec.range.min, 0) * 10 - 10
+    if hi is None:
+        hi = max(spec.range.max, 1) * 10
     if spec.kind == "int":
-        return st.integers(int(rule.lo or 0), int(rule.hi or 0))
-    return st.floats(rule.lo, rule.hi, allow_nan=False, allow_infinity=False)
+        return st.integers(int(lo), int(hi))
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
 def tensor_value(spec: CardInput, value: Any) -> Any:
@@ -128,21 +180,25 @@ V2_MUTATIONS: dict[str, Any] = {
 }
 
 
+def outside_the_domain(name: str, data: st.DataObject) -> float | int:
+    """A value of ``name`` outside its domain (or configured range), on a side it has."""
+    lo, hi = domain_of(name)
+    sides = [side for side in ("below", "above") if (lo if side == "below" else hi) is not None]
+    assert sides, f"{name} has an unbounded domain"
+    side = data.draw(st.sampled_from(sides))
+    if SPECS[name].kind == "int":
+        step: float = data.draw(st.integers(1, 10**6))
+    else:
+        step = data.draw(st.floats(1e-3, 1e6, allow_nan=False, allow_infinity=False))
+    bound = hi if side == "above" else lo
+    assert bound is not None
+    value = bound + step if side == "above" else bound - step
+    return int(value) if SPECS[name].kind == "int" else value
+
+
 def _range_mutation(doc: dict[str, Any], row: int, data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(NUMERIC))
-    rule = RULES[name]
-    above = data.draw(st.booleans()) or (rule.lo == 0 and SPECS[name].kind == "int")
-    if rule.lo is not None and rule.lo <= -(2**62):
-        above = True
-    bound = rule.hi if above else rule.lo
-    assert bound is not None
-    step = data.draw(st.integers(1, 10**6))
-    value = bound + step if above else bound - step
-    if not above and bound == 0 and SPECS[name].kind == "int":
-        value = -step
-    if SPECS[name].kind == "int":
-        value = int(value)
-    _set_value(doc, name, row, tensor_value(SPECS[name], value))
+    _set_value(doc, name, row, tensor_value(SPECS[name], outside_the_domain(name, data)))
 
 
 @PROFILE
@@ -158,8 +214,8 @@ def test_mutated_v2_requests_fail_with_the_rule_they_break(
 
 
 V1_MUTATIONS: dict[str, Any] = {
-    "range": lambda inst, d: inst.update(hour=d.draw(st.integers(24, 10**6) | st.integers(-(10**6), -1))),
-    "category": lambda inst, d: inst.update(merchant_category=d.draw(st.text(min_size=1).filter(lambda s: s not in SPECS["merchant_category"].categories))),  # type: ignore[operator]
+    "range": lambda inst, d: inst.update({(n := d.draw(st.sampled_from(NUMERIC))): outside_the_domain(n, d)}),
+    "category": lambda inst, d: inst.update(merchant_category=d.draw(st.text(min_size=1).filter(lambda s: s not in CARD_CATEGORIES))),
     "field_type": lambda inst, d: inst.update(amount=d.draw(st.text() | st.booleans())),
     "null": lambda inst, d: inst.update(hour=None),
     "missing_field": lambda inst, d: inst.pop(d.draw(st.sampled_from(sorted(SPECS)))),
@@ -192,3 +248,16 @@ def test_an_over_long_entity_key_is_refused_when_features_come_from_the_store() 
         caught.value
     )
     assert rules_of(caught.value) == {"max_string_length"}
+
+
+CARD_ONLY = InferChecker.compile(CARD, max_batch=16, contract=ContractSettings())
+
+
+@PROFILE
+@given(v2_requests(), st.text(max_size=256))
+def test_a_category_the_model_never_saw_is_valid_without_a_configured_set(
+    doc: dict[str, Any], category: str
+) -> None:
+    tensor = _input(doc, "merchant_category")
+    tensor["data"] = [category] * len(tensor["data"])
+    assert CARD_ONLY.check(doc) == doc["inputs"][0]["shape"][0]

@@ -2,6 +2,10 @@
 
 Each case asserts the status, that the error names the field, the row and the rule, and
 that the model server received nothing (its ``/_debug/stats`` ``infer_requests``).
+
+Invalid is not unusual: only a value outside an input's domain (the card's ``domain`` or
+``contract.ranges``) or outside a configured category set is refused. A valid value the
+model never saw in training is served and flagged (``UNUSUAL`` below).
 """
 
 from __future__ import annotations
@@ -94,12 +98,13 @@ CASES: list[tuple[str, str, bytes, int, list[str]]] = [
     ("v2-number-in-bytes", V2, v2(value("merchant_category", 1, 3)), 400, ["inputs[5] 'merchant_category' row 1: 3 is not a string", "(rule: element_type)"]),
     # --- v2: values
     ("v2-nan", V2, v2(value("amount", 1, None)), 400, ["inputs[4] 'amount' row 1: null (NaN) is not allowed", "(rule: nan)"]),
-    ("v2-range-high", V2, v2(value("amount", 1, 1e9)), 400, ["inputs[4] 'amount' row 1: 1000000000.0 is outside the allowed range [0, 18067.5]", "(rule: range)"]),
-    ("v2-range-negative", V2, v2(value("chargeback_rate_90d", 0, -0.5)), 400, ["'chargeback_rate_90d' row 0: -0.5 is outside the allowed range [0, 0.45135]", "(rule: range)"]),
+    ("v2-range-negative", V2, v2(value("chargeback_rate_90d", 0, -0.5)), 400, ["inputs[2] 'chargeback_rate_90d' row 0: -0.5 is outside the allowed range [0, 1]", "(rule: range)"]),
+    ("v2-range-rate-above-one", V2, v2(value("chargeback_rate_90d", 1, 1.5)), 400, ["inputs[2] 'chargeback_rate_90d' row 1: 1.5 is outside the allowed range [0, 1]", "(rule: range)"]),
+    ("v2-range-amount-negative", V2, v2(value("amount", 0, -1.0)), 400, ["inputs[4] 'amount' row 0: -1.0 is outside the allowed range [0, inf]", "(rule: range)"]),
+    ("v2-range-count-negative", V2, v2(value("txn_count_7d", 0, -1)), 400, ["inputs[1] 'txn_count_7d' row 0: -1 is outside the allowed range [0,", "(rule: range)"]),
     ("v2-range-configured", V2, v2(value("hour", 1, 24)), 400, ["inputs[6] 'hour' row 1: 24 is outside the allowed range [0, 23]", "(rule: range)"]),
-    ("v2-category", V2, v2(value("merchant_category", 0, "casino")), 400, ["'merchant_category' row 0: 'casino' is not one of ['electronics', 'fuel', 'grocery', 'online', 'pharmacy', 'restaurants', 'travel']", "(rule: category)"]),
     ("v2-bool-value", V2, v2(value("is_foreign", 1, 0.5)), 400, ["inputs[7] 'is_foreign' row 1: 0.5 is not a boolean; allowed: 0 or 1", "(rule: bool)"]),
-    ("v2-several", V2, v2(lambda d: (value("amount", 0, -1.0)(d), value("merchant_category", 1, "casino")(d))), 400, ["'amount' row 0", "(rule: range)", "'merchant_category' row 1", "(rule: category)"]),
+    ("v2-several", V2, v2(lambda d: (value("amount", 0, -1.0)(d), value("chargeback_rate_90d", 1, 1.5)(d))), 400, ["inputs[4] 'amount' row 0", "inputs[2] 'chargeback_rate_90d' row 1", "(rule: range)"]),
     # --- v1
     ("v1-not-json", V1, b"instances=1", 400, ["body: not valid JSON", "(rule: json)"]),
     ("v1-too-large", V1, b"[" * 70_000, 413, ["exceeds the limit of 65536 bytes"]),
@@ -115,9 +120,51 @@ CASES: list[tuple[str, str, bytes, int, list[str]]] = [
     ("v1-number-for-category", V1, v1({"merchant_category": 7}), 400, ["instances[0].merchant_category: must be a string, got 7", "(rule: field_type)"]),
     ("v1-null", V1, v1({}, {"hour": None}), 400, ["instances[1].hour: null is not allowed; the field is not nullable", "(rule: null)"]),
     ("v1-range", V1, v1({}, {"hour": 30}), 400, ["instances[1].hour: 30 is outside the allowed range [0, 23]", "(rule: range)"]),
-    ("v1-range-widened", V1, v1({"amount": 20000.0}), 400, ["instances[0].amount: 20000.0 is outside the allowed range [0, 18067.5]", "(rule: range)"]),
-    ("v1-category", V1, v1({}, {"merchant_category": "casino"}), 400, ["instances[1].merchant_category: 'casino' is not one of", "(rule: category)"]),
+    ("v1-range-amount-negative", V1, v1({"amount": -1.0}), 400, ["instances[0].amount: -1.0 is outside the allowed range [0, inf]", "(rule: range)"]),
+    ("v1-range-rate-above-one", V1, v1({}, {"chargeback_rate_90d": 1.5}), 400, ["instances[1].chargeback_rate_90d: 1.5 is outside the allowed range [0, 1]", "(rule: range)"]),
+    ("v1-range-count-negative", V1, v1({}, {"txn_count_7d": -1}), 400, ["instances[1].txn_count_7d: -1 is outside the allowed range [0,", "(rule: range)"]),
     ("v1-several-rows", V1, v1({"hour": -1}, {"amount": -3.0}), 400, ["instances[0].hour", "instances[1].amount", "(rule: range)"]),
+]  # fmt: skip
+
+
+# Training saw merchant categories beyond these two; with `reject`, unusual values are refused.
+REJECTING = """    contract:
+      categories: {merchant_category: [grocery, travel]}
+      out_of_distribution: reject
+"""
+
+# (id, gateway fixture, path, body, status, expected). A 200 is served by the model and
+# `expected` are exactly the inputs flagged as out of distribution (x-gateway-input-warnings,
+# v2 parameters.gateway_input_warnings, v1 provenance.input_warnings); a 400 reaches no model
+# and its error contains every `expected` substring. `gateway` has no `contract:` section.
+UNUSUAL: list[tuple[str, str, str, bytes, int, list[str]]] = [
+    # --- the default contract: valid but never seen in training is served and flagged
+    ("default-v1-usual", "gateway", V1, v1(), 200, []),
+    ("default-v1-amount-50000", "gateway", V1, v1({"amount": 50000.0}), 200, ["amount"]),
+    ("default-v1-rate-0.6", "gateway", V1, v1({"chargeback_rate_90d": 0.6}), 200, ["chargeback_rate_90d"]),
+    ("default-v1-unseen-category", "gateway", V1, v1({}, {"merchant_category": "casino"}), 200, ["merchant_category"]),
+    ("default-v2-amount-50000", "gateway", V2, v2(value("amount", 0, 50000.0)), 200, ["amount"]),
+    ("default-v2-unseen-category", "gateway", V2, v2(value("merchant_category", 1, "casino")), 200, ["merchant_category"]),
+    # ... and outside the card's domain is refused, naming the field and the rule
+    ("default-v1-hour-30", "gateway", V1, v1({"hour": 30}), 400, ["instances[0].hour: 30 is outside the allowed range [0, 23]", "(rule: range)"]),
+    ("default-v1-amount-negative", "gateway", V1, v1({"amount": -1}), 400, ["instances[0].amount: -1.0 is outside the allowed range [0, inf]", "(rule: range)"]),
+    ("default-v1-rate-1.5", "gateway", V1, v1({"chargeback_rate_90d": 1.5}), 400, ["instances[0].chargeback_rate_90d: 1.5 is outside the allowed range [0, 1]", "(rule: range)"]),
+    ("default-v2-hour-30", "gateway", V2, v2(value("hour", 1, 30)), 400, ["inputs[6] 'hour' row 1: 30 is outside the allowed range [0, 23]", "(rule: range)"]),
+    # --- the strict contract of the table above: what used to be refused is now served
+    ("v2-unusual-amount-high", "strict_gateway", V2, v2(value("amount", 1, 1e9)), 200, ["amount"]),
+    ("v2-unusual-category", "strict_gateway", V2, v2(value("merchant_category", 0, "casino")), 200, ["merchant_category"]),
+    ("v2-unusual-several", "strict_gateway", V2, v2(lambda d: (value("amount", 0, 50000.0)(d), value("account_age_days", 1, 10000)(d))), 200, ["amount", "account_age_days"]),
+    ("v1-unusual-amount", "strict_gateway", V1, v1({"amount": 20000.0}), 200, ["amount"]),
+    ("v1-unusual-category", "strict_gateway", V1, v1({}, {"merchant_category": "casino"}), 200, ["merchant_category"]),
+    ("v1-unusual-several", "strict_gateway", V1, v1({"amount": 50000.0, "merchant_category": "casino"}, {"chargeback_rate_90d": 0.6}), 200, ["amount", "merchant_category", "chargeback_rate_90d"]),
+    # --- a configured category set and `out_of_distribution: reject`
+    ("reject-v1-usual", "rejecting_gateway", V1, v1(), 200, []),
+    ("reject-v1-category", "rejecting_gateway", V1, v1({}, {"merchant_category": "casino"}), 400, ["instances[1].merchant_category: 'casino' is not one of ['grocery', 'travel']", "(rule: category)"]),
+    ("reject-v1-seen-but-not-configured", "rejecting_gateway", V1, v1({"merchant_category": "electronics"}), 400, ["instances[0].merchant_category: 'electronics' is not one of ['grocery', 'travel']", "(rule: category)"]),
+    ("reject-v2-category", "rejecting_gateway", V2, v2(value("merchant_category", 0, "casino")), 400, ["inputs[5] 'merchant_category' row 0: 'casino' is not one of ['grocery', 'travel']", "(rule: category)"]),
+    ("reject-v1-amount-50000", "rejecting_gateway", V1, v1({"amount": 50000.0}), 400, ["amount: outside the training range", "(rule: out_of_distribution)"]),
+    ("reject-v2-rate-0.6", "rejecting_gateway", V2, v2(value("chargeback_rate_90d", 1, 0.6)), 400, ["chargeback_rate_90d: outside the training range", "(rule: out_of_distribution)"]),
+    ("reject-v1-hour-30", "rejecting_gateway", V1, v1({"hour": 30}), 400, ["instances[0].hour: 30 is outside the allowed range [0, 23]", "(rule: range)"]),
 ]  # fmt: skip
 
 
@@ -131,6 +178,16 @@ def strict_gateway(
         yield thread
 
 
+@pytest.fixture(scope="module")
+def rejecting_gateway(
+    model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayThread]:
+    folder: Path = tmp_path_factory.mktemp("rejecting")
+    config = load_config(write_config(folder, model_server.url, REJECTING))
+    with GatewayThread(config, InMemorySpanExporter()) as thread:
+        yield thread
+
+
 def infer_requests(server: ModelServer) -> int:
     count: int = httpx.get(f"{server.url}/_debug/stats").json()["infer_requests"]
     return count
@@ -138,7 +195,8 @@ def infer_requests(server: ModelServer) -> int:
 
 def test_the_table_is_large_enough() -> None:
     assert len(CASES) >= 40
-    assert len({case[0] for case in CASES}) == len(CASES)
+    ids = [case[0] for case in CASES] + [case[0] for case in UNUSUAL]
+    assert len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize(("path", "body", "status", "expected"), [c[1:] for c in CASES],
@@ -185,3 +243,59 @@ def test_rejections_are_counted_per_field_and_rule_and_named_on_the_span(
     )
     assert span.attributes is not None
     assert set(span.attributes["gateway.rejection.rules"]) == {"range", "unknown_field"}  # type: ignore[arg-type]
+
+
+def input_warnings(response: httpx.Response, path: str) -> list[str]:
+    """The flagged inputs, after checking the header and the body agree on them."""
+    header = response.headers.get("x-gateway-input-warnings")
+    assert header != "", "the header is absent when nothing is unusual, never empty"
+    names = header.split(",") if header is not None else []
+    body = response.json()
+    if path == V1:
+        assert body["provenance"]["input_warnings"] == names, body
+    else:  # absent when there is nothing to flag, like the header
+        assert body["parameters"].get("gateway_input_warnings") == header, body
+    assert len(set(names)) == len(names), header
+    return names
+
+
+@pytest.mark.parametrize(("served_by", "path", "body", "status", "expected"),
+                         [c[1:] for c in UNUSUAL], ids=[c[0] for c in UNUSUAL])  # fmt: skip
+def test_unusual_is_served_and_flagged_invalid_is_refused(
+    request: pytest.FixtureRequest,
+    model_server: ModelServer,
+    served_by: str,
+    path: str,
+    body: bytes,
+    status: int,
+    expected: list[str],
+) -> None:
+    gateway: GatewayThread = request.getfixturevalue(served_by)
+    before = infer_requests(model_server)
+    response = httpx.post(
+        gateway.url + path, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert sorted(input_warnings(response, path)) == sorted(expected)
+        assert infer_requests(model_server) == before + 1
+        return
+    assert "x-gateway-input-warnings" not in response.headers
+    error = response.json()["error"]
+    for text in expected:
+        assert text in error
+    assert infer_requests(model_server) == before
+
+
+def test_an_invalid_value_is_refused_without_naming_an_unusual_one_beside_it(
+    strict_gateway: GatewayThread, model_server: ModelServer
+) -> None:
+    before = infer_requests(model_server)
+    body = v2(lambda d: (value("amount", 0, -1.0)(d), value("merchant_category", 1, "casino")(d)))
+    response = httpx.post(strict_gateway.url + V2, content=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert "inputs[4] 'amount' row 0: -1.0 is outside the allowed range [0, inf]" in error
+    assert error.count("(rule: ") == 1 and "(rule: range)" in error
+    assert "merchant_category" not in error
+    assert infer_requests(model_server) == before

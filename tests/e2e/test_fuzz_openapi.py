@@ -41,7 +41,14 @@ def test_the_document_describes_every_route(fuzzed_gateway: GatewayThread) -> No
         document["paths"]
     )
     instance = document["components"]["schemas"]["Instance"]
-    assert instance["properties"]["hour"] == {"type": "integer", "minimum": 0, "maximum": 34}
+    # The bounds are each field's domain (400 outside), not what training saw: an amount
+    # has no upper bound, a rate lies in [0, 1], a category the model never saw is valid.
+    properties = instance["properties"]
+    assert properties["hour"] == {"type": "integer", "minimum": 0, "maximum": 23}
+    assert properties["amount"] == {"type": "number", "minimum": 0}
+    assert properties["chargeback_rate_90d"] == {"type": "number", "minimum": 0, "maximum": 1}
+    assert properties["merchant_category"] == {"type": "string"}
+    assert properties["txn_count_7d"]["minimum"] == 0
 
 
 # Examples per operation and generation mode: 12 operations x 2 modes x this, bounded so the

@@ -90,8 +90,10 @@ def test_v1_predict_scores_match_the_model(
     assert [p["score"] for p in body["predictions"]] == pytest.approx(probabilities[1::2])
     assert all(p["label"] in ("legit", "fraud") for p in body["predictions"])
     assert body["provenance"] == {"variant": "primary", "served_by": "fraud-v1",
-                                  "degraded": False, "feature_source": "none"}  # fmt: skip
+                                  "degraded": False, "feature_source": "none",
+                                  "input_warnings": []}  # fmt: skip
     assert response.headers["x-gateway-variant"] == "primary"
+    assert "x-gateway-input-warnings" not in response.headers  # both rows are usual
 
 
 def test_traceparent_reaches_the_upstream_and_spans_link(

@@ -138,13 +138,16 @@ class Jitter(random.Random):
         return b if self.top else a
 
 
-def columns(names: Sequence[str]) -> dict[str, list[Any]]:
-    return columns_from_v2(DOC, names)
+INPUTS = [i["name"] for i in DOC["inputs"]]
 
 
-def without_hour(names: Sequence[str]) -> dict[str, list[Any]]:
-    """Request-time columns missing ``hour``, which the fallback model needs."""
-    return {k: v for k, v in columns_from_v2(DOC, names).items() if k != "hour"}
+def columns() -> dict[str, list[Any]]:
+    return columns_from_v2(DOC, INPUTS)
+
+
+def without_hour() -> dict[str, list[Any]]:
+    """The request's columns missing ``hour``, which the fallback model needs."""
+    return {k: v for k, v in columns().items() if k != "hour"}
 
 
 def request(
@@ -152,7 +155,7 @@ def request(
     body: bytes | None = BODY,
     skip_reason: str | None = None,
     source: FeatureSource = "none",
-    cols: Callable[[Sequence[str]], Mapping[str, Sequence[Any]]] = columns,
+    cols: Callable[[], Mapping[str, Sequence[Any]]] = columns,
 ) -> LadderRequest:
     return LadderRequest(body, 1, cols, None, skip_reason, source)
 
@@ -344,7 +347,7 @@ def test_a_fallback_error_of_its_own_is_a_rung_failure(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, FALLBACK)
     rig.transport.otherwise = UpstreamUnavailable(UPSTREAM, "refused")
 
-    def broken(names: Sequence[str]) -> dict[str, list[Any]]:
+    def broken() -> dict[str, list[Any]]:
         raise FallbackFailed("the request has no input 'amount'")
 
     with pytest.raises(LadderExhausted, match="fallback:onnx: the request has no input 'amount'"):

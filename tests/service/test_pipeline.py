@@ -17,6 +17,7 @@ from contract_samples import v1_entity_doc, v2_entity_doc
 from fakes import NOW, FakeClock, FakeStore, fraud_answer
 from ladder_support import FALLBACK_SHA256
 from opentelemetry.sdk.trace import TracerProvider
+from quality_samples import typical_values
 from support import MODELS
 
 from gateway.contracts.card import load_card
@@ -264,3 +265,138 @@ def test_an_unknown_model_or_version_is_refused_before_the_body_is_read(stack: S
         with pytest.raises(GatewayError, match="99" if version else "unknown model 'nope'"):
             asyncio.run(stack.service.predict(call, stack.tracer.start_span("request")))
     assert read == []
+
+
+# --- invalid is not unusual -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_an_unusual_value_is_served_and_flagged(stack: Stack, api: str) -> None:
+    body = (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-0001"], amount=50_000.0)
+    prediction = stack.predict(api, body)
+    provenance = prediction.provenance
+    assert (provenance.variant, provenance.input_warnings) == ("primary", ("amount",))
+    assert provenance.headers()["x-gateway-input-warnings"] == "amount"
+    assert provenance.v2_parameters()["gateway_input_warnings"] == "amount"
+    assert provenance.v1_body()["input_warnings"] == ["amount"]
+    usual = stack.predict(api, (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-0001"]))
+    assert usual.provenance.input_warnings == ()
+    assert "x-gateway-input-warnings" not in usual.provenance.headers()
+
+
+def test_an_unusual_store_value_is_flagged_whatever_the_policy(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, FALLBACK + "    contract: {out_of_distribution: reject}\n")
+    stack.store.rows["c-0001"] = (FEATURES | {"customer_stats:chargeback_rate_90d": 0.6}, 60.0)
+    prediction = stack.predict("v1", v1_entity_doc(["c-0001"]))
+    assert prediction.provenance.variant == "primary"  # not the client's fault: served
+    assert prediction.provenance.input_warnings == ("chargeback_rate_90d",)
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_reject_refuses_an_unusual_value_the_client_sent(tmp_path: Path, api: str) -> None:
+    stack = Stack(tmp_path, FALLBACK + "    contract: {out_of_distribution: reject}\n")
+    body = (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-0001"], amount=50_000.0)
+    with pytest.raises(ContractViolation, match=r"amount: outside the training range \[0.57, "):
+        stack.predict(api, body)
+    assert stack.store.calls == [] and stack.upstream.sent == []
+    assert stack.metric("gateway_rejections_total", model="fraud", field="amount", rule="out_of_distribution") == 1  # fmt: skip
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_fallback_serves_a_request_with_unusual_values(tmp_path: Path, api: str) -> None:
+    stack = Stack(tmp_path, FALLBACK + "    contract: {out_of_distribution: fallback}\n")
+    body = (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-0001"], amount=50_000.0)
+    provenance = stack.predict(api, body).provenance
+    assert (provenance.variant, provenance.degraded) == ("fallback", True)
+    assert provenance.input_warnings == ("amount",)
+    assert stack.upstream.sent == []
+    assert stack.predict(api, (v1_entity_doc if api == "v1" else v2_entity_doc)(["c-0001"])).provenance.variant == "primary"  # fmt: skip
+
+
+def test_a_policy_sending_requests_down_the_ladder_needs_a_rung_there(tmp_path: Path) -> None:
+    for key in (
+        "contract: {out_of_distribution: fallback}",
+        "data_quality: {on_critical: fallback}",
+    ):
+        with pytest.raises(ConfigError, match="needs a fallback model or a default_response"):
+            parse_config(config_text(f"    {key}\n"), tmp_path / "gateway.yaml")
+    parse_config(config_text(FALLBACK + "    data_quality: {on_critical: fallback}\n"), tmp_path / "g.yaml")  # fmt: skip
+
+
+def healthy_store(stack: Stack, customers: int, *, times: float = 1.0) -> list[str]:
+    """``customers`` store rows whose features have their training distribution; the
+    ``avg_amount_30d`` ones multiplied by ``times`` (a silent corruption: still valid)."""
+    columns = {}
+    for spec in CARD.inputs:
+        if spec.source == "feature":
+            assert spec.stats is not None and spec.stats.distribution is not None
+            columns[spec.name] = typical_values(
+                spec.stats.distribution, customers, seed=1, integer=spec.kind == "int"
+            )
+    ids = []
+    for i in range(min(len(values) for values in columns.values())):
+        row = {f"customer_stats:{name}": values[i] for name, values in columns.items()}
+        row["customer_stats:avg_amount_30d"] *= times
+        stack.store.rows[f"c-{i:04d}"] = (row, 60.0)
+        ids.append(f"c-{i:04d}")
+    return ids
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_the_monitors_see_every_input_the_sources_and_the_served_score(
+    stack: Stack, api: str
+) -> None:
+    ids = healthy_store(stack, 100)
+    for customer in ids[:10]:
+        stack.predict(api, (v1_entity_doc if api == "v1" else v2_entity_doc)([customer]))
+    stack.predict(
+        api, (v1_entity_doc if api == "v1" else v2_entity_doc)(ids[10:12], amount=50_000.0)
+    )
+    quality = stack.service.runtime.model("fraud").quality
+    assert quality is not None
+    quality.refresh()
+    counts = {name: figures.window_count for name, figures in quality.inputs.items()}
+    assert counts == dict.fromkeys(counts, 12)  # request and store inputs alike
+    assert quality.scores["primary"].window_count == 12
+    assert quality.out_of_distribution == {"amount": 2}
+    assert quality.inputs["avg_amount_30d"].cache_share is None  # below min_count: not judged
+
+
+def test_on_critical_fallback_serves_the_fallback_while_a_store_feature_is_corrupt(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(
+        tmp_path,
+        FALLBACK + "    data_quality: {on_critical: fallback, window: 200, min_count: 100}\n",
+    )
+    quality = stack.service.runtime.model("fraud").quality
+    assert quality is not None
+    corrupt = healthy_store(stack, 200, times=100.0)
+    for customer in corrupt:  # served by the primary and flagged, until the next refresh
+        assert stack.predict("v1", v1_entity_doc([customer])).provenance.variant == "primary"
+    quality.refresh()
+    assert quality.critical_store_inputs() == ["avg_amount_30d"]
+    served = stack.predict("v1", v1_entity_doc([corrupt[0]])).provenance
+    assert (served.variant, served.degraded) == ("fallback", True)
+    sent = len(stack.upstream.sent)
+    healthy = healthy_store(stack, 200)  # the store is repaired; requests still enrich
+    for customer in healthy:
+        assert stack.predict("v1", v1_entity_doc([customer])).provenance.variant == "fallback"
+    assert len(stack.upstream.sent) == sent  # none went upstream meanwhile
+    quality.refresh()
+    assert quality.fallback_reason is None
+    assert stack.predict("v1", v1_entity_doc([healthy[0]])).provenance.variant == "primary"
+
+
+def test_the_monitors_survive_a_reload_that_leaves_them_alone(stack: Stack) -> None:
+    before = stack.service.runtime.model("fraud").quality
+    stack.path.write_text(config_text(FALLBACK + SHADOW + "    max_batch_size: 8\n"))
+    stack.service.apply(parse_config(stack.path.read_text(), stack.path))
+    assert stack.service.runtime.model("fraud").quality is before
+    stack.service.apply(
+        parse_config(
+            config_text(FALLBACK + "    data_quality: {window: 50, min_count: 10}\n"), stack.path
+        )
+    )
+    after = stack.service.runtime.model("fraud").quality
+    assert after is not before and after is not None and after.settings.window == 50

@@ -1,0 +1,1 @@
+"""Data-quality monitors: recent inputs and scores against the model card's training baseline."""
