@@ -32,9 +32,11 @@ demo: $(VENV)/.installed-demo
 test: $(VENV)/.installed-dev tools lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# System tools the tests drive as the benchmark does (wrk), from Debian when missing.
+# System tools the tests drive as the benchmark does (wrk), and promtool (Debian's
+# prometheus package) for the alert rules' tests, from Debian when missing.
 tools:
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	@command -v promtool >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
