@@ -86,7 +86,7 @@ def samples_from_status(doc: object, t: float) -> list[BreakerSample]:
     return [BreakerSample(t, name, state) for name, state in states]
 
 
-async def _poll_once(
+async def fetch_status(
     session: aiohttp.ClientSession,
     url: str,
     headers: Mapping[str, str],
@@ -126,7 +126,7 @@ async def poll_breakers(
     async with aiohttp.ClientSession(connector=connector) as session:
         while not stop.is_set():
             began = clock()
-            doc = await _poll_once(session, url, headers, limit)
+            doc = await fetch_status(session, url, headers, limit)
             t = clock() - start
             found = samples_from_status(doc, t) if doc is not None else []
             if found:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from loadtest.breaker_timeline import BreakerSample, after_faults, bands, breaker_names
 from loadtest.generator import Record
-from loadtest.scenario import Fault, Scenario
+from loadtest.quality_watch import (
+    QualitySample,
+    first_reaching,
+    highest_psi,
+    mitigation_seconds,
+    worst,
+)
+from loadtest.scenario import Fault, Scenario, card_auc
 from loadtest.stats import auc, summary
 
 if TYPE_CHECKING:
@@ -42,13 +49,32 @@ def in_phase(
     return [r for r in records if scenario.phase_at(r.intended) == phase and r.intended >= start]
 
 
-def evaluate(scenario: Scenario, records: list[Record]) -> list[Verdict]:
+def _is_4xx(record: Record) -> bool:
+    return 400 <= record.status < 500
+
+
+def _received_auc(records: Sequence[Record]) -> float | None:
+    """AUC of the scores clients received (200 answers with a score)."""
+    scored = [r for r in records if r.status == 200 and r.score is not None]
+    return auc([r.label for r in scored], [r.score or 0.0 for r in scored])
+
+
+def evaluate(
+    scenario: Scenario,
+    records: list[Record],
+    faults: Sequence[tuple[float, Fault]] = (),
+    quality: Sequence[QualitySample] = (),
+) -> list[Verdict]:
     verdicts = []
     expect = scenario.expect
     if expect.max_errors is not None:
         errors = sum(1 for r in records if r.status != 200)
         verdicts.append(Verdict(errors <= expect.max_errors,
                                 f"client-visible errors: {errors} (at most {expect.max_errors})"))  # fmt: skip
+    if expect.max_4xx is not None:
+        rejected = sum(1 for r in records if _is_4xx(r))
+        verdicts.append(Verdict(rejected <= expect.max_4xx,
+                                f"4xx answers: {rejected} (at most {expect.max_4xx})"))  # fmt: skip
     for share in expect.shares:
         chosen = in_phase(scenario, records, share.phase, share.skip_seconds)
         hits = sum(1 for r in chosen if _field(r, share.field) == share.value)
@@ -86,7 +112,56 @@ def evaluate(scenario: Scenario, records: list[Record]) -> list[Verdict]:
                 f"{bound.phase}: p99 {p99:.2f} ms (at most {bound.p99_ms:g} ms)",
             )
         )
+    verdicts += _quality_verdicts(scenario, records, faults, quality)
     return verdicts
+
+
+def _quality_verdicts(
+    scenario: Scenario,
+    records: list[Record],
+    faults: Sequence[tuple[float, Fault]],
+    quality: Sequence[QualitySample],
+) -> list[Verdict]:
+    """The AUC bounds and the checks read from the polled data-quality verdicts."""
+    verdicts = []
+    expect = scenario.expect
+    for bound in expect.auc:
+        value = _received_auc(in_phase(scenario, records, bound.phase, bound.skip_seconds))
+        floor = bound.min if bound.min is not None else card_auc(bound.at_least_card or "")
+        source = "" if bound.at_least_card is None else f" of models/{bound.at_least_card}"
+        text = f"{bound.phase}: AUC of received scores {_round(value)} (at least {floor}{source})"
+        verdicts.append(Verdict(value is not None and floor is not None and value >= floor, text))
+    for detection in expect.detect:
+        fired = [t for t, f in faults if f.action == detection.after]
+        took = (
+            first_reaching(quality, detection.input, detection.status, fired[0]) if fired else None
+        )
+        verdicts.append(Verdict(took is not None and took <= detection.within_seconds,
+                                f"{detection.input} {detection.status} {_seconds(took)} after the "
+                                f"{detection.after} (within {detection.within_seconds:g} s)"))  # fmt: skip
+    for limit in expect.quality_status:
+        if limit.phase is None:
+            start, end, where = limit.skip_seconds, scenario.seconds, "the whole run"
+        else:
+            start, end = scenario.phase_span(limit.phase)
+            start, where = start + limit.skip_seconds, limit.phase
+        polls = sum(1 for q in quality if start <= q.t < end)
+        status, whose = worst(quality, start, end)
+        ok = polls > 0 and LEVELS_ORDER.index(status) <= LEVELS_ORDER.index(limit.max)
+        verdicts.append(Verdict(ok, f"{where}: worst data-quality status {status}"
+                                f"{f' ({whose})' if whose else ''} over {polls} polls (at most {limit.max})"))  # fmt: skip
+    return verdicts
+
+
+LEVELS_ORDER = ("ok", "warning", "critical")
+
+
+def _round(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
 
 
 def phase_figures(scenario: Scenario, records: list[Record]) -> dict[str, Any]:
@@ -98,6 +173,7 @@ def phase_figures(scenario: Scenario, records: list[Record]) -> dict[str, Any]:
         figures[phase.name] = {
             "requests": len(chosen),
             "errors": len(chosen) - len(ok),
+            "4xx": sum(1 for r in chosen if _is_4xx(r)),
             "latency_ms": {
                 k: round(v * 1000, 3) for k, v in summary([r.latency for r in ok]).items()
             },
@@ -109,6 +185,41 @@ def phase_figures(scenario: Scenario, records: list[Record]) -> dict[str, Any]:
             ),
         }
     return figures
+
+
+def quality_figures(
+    scenario: Scenario, faults: Sequence[tuple[float, Fault]], quality: Sequence[QualitySample]
+) -> dict[str, Any]:
+    """Per phase, the worst status, the highest PSIs and the mitigation's seconds; per fault,
+    when each input first went critical and came back to ok after it."""
+    phases = {}
+    for phase in scenario.load.phases:
+        start, end = scenario.phase_span(phase.name)
+        status, whose = worst(quality, start, end)
+        psi = highest_psi(quality, start, end)
+        phases[phase.name] = {
+            "polls": sum(1 for q in quality if start <= q.t < end),
+            "worst_status": status, "worst_of": whose,
+            "highest_psi": {k: round(v, 4) for k, v in sorted(psi.items(), key=lambda kv: -kv[1])},
+            "mitigation_seconds": round(mitigation_seconds(quality, start, end), 2),
+        }  # fmt: skip
+    names = sorted({n for q in quality for n in q.statuses})
+    after_faults = []
+    for t, fault in faults:
+        moves = {}
+        for name in names:
+            critical = first_reaching(quality, name, "critical", t)
+            warning = first_reaching(quality, name, "warning", t)
+            back = first_reaching(quality, name, "ok", t + (critical or warning or 0.0))
+            if critical is not None or warning is not None:
+                moves[name] = {"warning_after": _r(warning), "critical_after": _r(critical),
+                               "ok_again_after": _r(None if back is None else back + (critical or warning or 0.0))}  # fmt: skip
+        after_faults.append({"at": round(t, 3), "action": fault.action, "inputs": moves})
+    return {"phases": phases, "after_faults": after_faults}
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def timeline(records: list[Record]) -> list[dict[str, Any]]:
@@ -132,7 +243,8 @@ def timeline(records: list[Record]) -> list[dict[str, Any]]:
 
 
 def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[float, Fault]],
-                 verdicts: list[Verdict], out: Path, breakers: Sequence[BreakerSample] = ()) -> None:  # fmt: skip
+                 verdicts: list[Verdict], out: Path, breakers: Sequence[BreakerSample] = (),
+                 quality: Sequence[QualitySample] = ()) -> None:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     doc = {
         "scenario": scenario.name,
@@ -144,6 +256,9 @@ def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[f
         "timeline": timeline(records),
         "breaker_timeline": [s.as_dict() for s in breakers],
     }
+    if scenario.data_quality is not None:
+        doc["data_quality"] = quality_figures(scenario, faults, quality)
+        doc["data_quality_timeline"] = [q.as_dict() for q in quality]
     (out / "report.json").write_text(json.dumps(doc, indent=2))
     (out / "report.md").write_text(markdown(doc))
     plot(doc, out)
@@ -151,17 +266,38 @@ def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[f
 
 def markdown(doc: dict[str, Any]) -> str:
     lines = [f"# Scenario {doc['scenario']}: {'passed' if doc['passed'] else 'FAILED'}", "", doc["description"], "",
-             "| phase | requests | errors | p50 ms | p99 ms | served by | feature source | AUC |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| phase | requests | errors | 4xx | p50 ms | p99 ms | served by | feature source | AUC |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, f in doc["phases"].items():
         auc_value = f["auc_of_received_scores"]
-        lines.append(f"| {name} | {f['requests']} | {f['errors']} | {f['latency_ms'].get('p50', '')} | "
+        lines.append(f"| {name} | {f['requests']} | {f['errors']} | {f.get('4xx', '')} | {f['latency_ms'].get('p50', '')} | "
                      f"{f['latency_ms'].get('p99', '')} | {_mix(f['served_by'])} | {_mix(f['feature_source'])} | "
                      f"{'' if auc_value is None else round(auc_value, 4)} |")  # fmt: skip
     lines += ["", "Faults: " + (", ".join(f"{f['action']} {f.get('target', f.get('model', ''))} at {f['at']} s" for f in doc["faults"]) or "none"), ""]  # fmt: skip
     lines += [("- PASS " if v["ok"] else "- FAIL ") + v["text"] for v in doc["verdicts"]]
     lines += breaker_markdown(doc)
+    lines += quality_markdown(doc)
     return "\n".join(lines) + "\n"
+
+
+def quality_markdown(doc: dict[str, Any]) -> list[str]:
+    """The data-quality verdicts per phase, and how fast inputs moved after each fault."""
+    figures = doc.get("data_quality")
+    if not figures:
+        return []
+    lines = ["", "## Data quality", "", "| phase | polls | worst status | highest PSI | fallback mitigation |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, f in figures["phases"].items():
+        top = ", ".join(f"{k} {v}" for k, v in list(f["highest_psi"].items())[:3])
+        worst_text = f["worst_status"] + (f" ({f['worst_of']})" if f["worst_of"] else "")
+        lines.append(
+            f"| {name} | {f['polls']} | {worst_text} | {top} | {f['mitigation_seconds']} s |"
+        )
+    for fault in figures["after_faults"]:
+        for name, m in fault["inputs"].items():
+            lines.append(f"- after {fault['action']} at {fault['at']} s: `{name}` warning +{m['warning_after']} s, "
+                         f"critical +{m['critical_after']} s, ok again +{m['ok_again_after']} s")  # fmt: skip
+    return lines
 
 
 def _samples(doc: dict[str, Any]) -> list[BreakerSample]:

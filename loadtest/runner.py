@@ -6,7 +6,12 @@ Starts the scenario's stack (Feast over the bundled repo when asked, model serve
 gateway with the scenario's config), sends the open-loop load phase by phase while the
 faults fire on their schedule, stops everything, writes the report, and exits non-zero
 when an expectation fails. Meanwhile a background task polls the gateway's
-``/admin/status`` (with a token generated for the run) for its breakers' states.
+``/admin/status`` (with a token generated for the run) for its breakers' states, and, when
+the scenario has a ``data_quality`` section, another for the model's data-quality verdicts.
+
+A scenario with ``corrupt``/``heal`` faults gets a fault proxy between the gateway and Feast
+(``loadtest/feast_proxy.py``) that multiplies one feature's values on command. A scenario
+with ``variants`` runs once per variant, each reported under ``OUT/<variant>``.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from loadtest.breaker_timeline import TOKEN_VARIABLE, BreakerSample, poll_breake
 from loadtest.generator import Record
 from loadtest.payloads import Payload, load_rows, v1_payloads, v2_payloads
 from loadtest.processes import ROOT, Proc, free_port, gateway_command
-from loadtest.scenario import Fault, Scenario
+from loadtest.quality_watch import QualitySample, poll_quality
+from loadtest.scenario import PROXY_ACTIONS, Fault, Scenario
 
 MODELS = ROOT / "models"
 
@@ -68,6 +74,9 @@ def start_stack(scenario: Scenario, workdir: Path) -> Stack:
                                         f"{feast_url}/health", logs / "feast.log",
                                         env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}).start(90)  # fmt: skip
             stack.urls["feast"] = feast_url
+            warm_feast(feast_url)
+            if any(f.action in PROXY_ACTIONS for f in scenario.faults):
+                feast_url = _start_feast_proxy(stack, feast_url, logs)
         for name, spec in scenario.stack.model_servers.items():
             port = free_port()
             url = f"http://127.0.0.1:{port}"
@@ -97,6 +106,45 @@ def start_stack(scenario: Scenario, workdir: Path) -> Stack:
     return stack
 
 
+# What the demo repo's feature view serves (gateway/demo/feature_repo.py).
+WARM_UP_LOOKUP = {"features": ["customer_stats:avg_amount_30d"],
+                  "entities": {"customer_id": ["c-0000"]}}  # fmt: skip
+
+
+def warm_feast(url: str, attempts: int = 3) -> None:
+    """One online lookup before the load: Feast's first answer (registry and store opened
+    lazily) can take longer than the gateway's lookup budget, which would open the store's
+    breaker at t=0 and serve defaults to the first phase for reasons no scenario is about."""
+    request = urllib.request.Request(f"{url}/get-online-features", data=orjson.dumps(WARM_UP_LOOKUP),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                return
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+
+
+def _start_feast_proxy(stack: Stack, feast_url: str, logs: Path) -> str:
+    """Start the fault proxy in front of Feast; the gateway is pointed at the proxy."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "loadtest.feast_proxy", feast_url, "--port", str(port)]
+    stack.procs["feast-proxy"] = Proc("feast-proxy", command, f"{url}/_proxy/health",
+                                      logs / "feast-proxy.log", cwd=ROOT).start()  # fmt: skip
+    stack.urls["feast-proxy"] = url
+    return url
+
+
+def _proxy_request(stack: Stack, method: str, body: bytes | None = None) -> None:
+    request = urllib.request.Request(f"{stack.urls['feast-proxy']}/_proxy/corruption", data=body,
+                                     method=method, headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
 def apply_fault(stack: Stack, fault: Fault) -> None:
     proc = stack.procs.get(fault.target or "")
     if fault.action == "kill" and proc:
@@ -118,6 +166,12 @@ def apply_fault(stack: Stack, fault: Fault) -> None:
                                          headers={"Content-Type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request, timeout=5):
             pass
+    elif fault.action == "corrupt":
+        _proxy_request(
+            stack, "POST", orjson.dumps({"feature": fault.feature, "factor": fault.factor})
+        )
+    elif fault.action == "heal":
+        _proxy_request(stack, "DELETE")
     elif fault.action == "set-weight":
         subprocess.run(gateway_command("rollout", "--config", str(stack.gateway_config), "set-weight",
                                        str(fault.model), str(fault.percent)), check=True, capture_output=True)  # fmt: skip
@@ -137,6 +191,7 @@ class Run:
     records: list[Record]
     faults: list[tuple[float, Fault]]  # when each fault actually fired
     breakers: list[BreakerSample] = field(default_factory=list)
+    quality: list[QualitySample] = field(default_factory=list)
 
 
 async def drive(scenario: Scenario, stack: Stack) -> Run:
@@ -153,6 +208,12 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
     poller = asyncio.create_task(
         poll_breakers(stack.gateway_url, stack.admin_token, stop_polling, start=start)
     )
+    watch = scenario.data_quality
+    quality_poller = None
+    if watch is not None:
+        quality_poller = asyncio.create_task(poll_quality(
+            stack.gateway_url, stack.admin_token, watch.model, stop_polling, start=start,
+            interval=watch.poll_seconds))  # fmt: skip
     fault_tasks = [asyncio.create_task(fire(f)) for f in scenario.faults]
     records: list[Record] = []
     offset = 0.0
@@ -166,11 +227,11 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
     finally:
         stop_polling.set()
         breakers = await poller
-    return Run(records, fired, breakers)
+        quality = await quality_poller if quality_poller is not None else []
+    return Run(records, fired, breakers, quality)
 
 
 def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
-    from loadtest.report import evaluate, write_report
     from loadtest.scenario import ScenarioError, load_scenario
 
     try:
@@ -178,17 +239,31 @@ def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
     except ScenarioError as exc:
         print(f"loadtest run: {exc}", file=sys.stderr)
         return 2
-    if scale != 1.0:
-        scenario = scaled(scenario, scale)
-    workdir = Path(tempfile.mkdtemp(prefix=f"scenario-{scenario.name}-"))
     out = out or ROOT / "loadtest" / "results" / scenario.name
+    # Scaled after the variant is applied: a variant's expectations have durations too.
+    runs = {name: scenario.with_variant(name) for name in scenario.variants} or {"": scenario}
+    results = {
+        name: run_one(scaled(one, scale) if scale != 1.0 else one, out / name if name else out)
+        for name, one in runs.items()
+    }
+    if scenario.variants:
+        for name, code in results.items():
+            print(f"variant {name}: {'passed' if code == 0 else 'FAILED'}")
+    return max(results.values())
+
+
+def run_one(scenario: Scenario, out: Path) -> int:
+    """Run one scenario (no variants left), write its report to ``out``; 1 when it failed."""
+    from loadtest.report import evaluate, write_report
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"scenario-{scenario.name.replace('/', '-')}-"))
     stack = start_stack(scenario, workdir)
     try:
         run = asyncio.run(drive(scenario, stack))
     finally:
         stack.stop()
-    verdicts = evaluate(scenario, run.records)
-    write_report(scenario, run.records, run.faults, verdicts, out, run.breakers)
+    verdicts = evaluate(scenario, run.records, run.faults, run.quality)
+    write_report(scenario, run.records, run.faults, verdicts, out, run.breakers, run.quality)
     failed = [v for v in verdicts if not v.ok]
     for verdict in verdicts:
         print(("PASS " if verdict.ok else "FAIL ") + verdict.text)
@@ -197,7 +272,8 @@ def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
 
 
 def scaled(scenario: Scenario, factor: float) -> Scenario:
-    """The same scenario with every duration (phases, fault times, windows) times ``factor``."""
+    """The same scenario with every duration (phases, fault times, windows) times ``factor``.
+    Detection bounds keep their seconds: how fast the gateway notices is not the run's length."""
     phases = tuple(
         p.model_copy(update={"seconds": p.seconds * factor}) for p in scenario.load.phases
     )
@@ -205,6 +281,9 @@ def scaled(scenario: Scenario, factor: float) -> Scenario:
     expect = scenario.expect.model_copy(update={
         "shares": tuple(s.model_copy(update={"skip_seconds": s.skip_seconds * factor}) for s in scenario.expect.shares),
         "recovery": tuple(r.model_copy(update={"after": r.after * factor}) for r in scenario.expect.recovery),
+        "auc": tuple(a.model_copy(update={"skip_seconds": a.skip_seconds * factor}) for a in scenario.expect.auc),
+        "quality_status": tuple(q.model_copy(update={"skip_seconds": q.skip_seconds * factor})
+                                for q in scenario.expect.quality_status),
     })  # fmt: skip
     return scenario.model_copy(update={"load": scenario.load.model_copy(update={"phases": phases}),
                                        "faults": faults, "expect": expect})  # fmt: skip

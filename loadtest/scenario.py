@@ -6,6 +6,9 @@ frozen objects; unknown keys are refused with their key path, like the gateway's
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -46,7 +49,9 @@ class LoadSpec(_Strict):
     phases: tuple[Phase, ...] = Field(min_length=1)
 
 
-Action = Literal["kill", "stop", "cont", "restart", "fault", "set-weight"]
+Action = Literal["kill", "stop", "cont", "restart", "fault", "set-weight", "corrupt", "heal"]
+# Actions on the fault proxy between the gateway and Feast (loadtest/feast_proxy.py).
+PROXY_ACTIONS = ("corrupt", "heal")
 
 
 class Fault(_Strict):
@@ -58,6 +63,15 @@ class Fault(_Strict):
     rate: float = 1.0
     model: str | None = None  # for set-weight
     percent: float | None = None
+    # For corrupt (target: feast): Feast's answers carry this store feature's values
+    # times ``factor``, silently, until a heal.
+    feature: str | None = None
+    factor: float | None = None
+
+    @property
+    def input_name(self) -> str | None:
+        """The model input a corrupted store feature feeds (``view:name`` -> ``name``)."""
+        return self.feature.rsplit(":", 1)[-1] if self.feature else None
 
 
 class Share(_Strict):
@@ -85,11 +99,77 @@ class LatencyBound(_Strict):
     p99_ms: float
 
 
+Status = Literal["ok", "warning", "critical"]
+
+
+class Detection(_Strict):
+    """After the first fault with action ``after``, a poll of the data-quality verdicts
+    shows ``input`` at ``status`` within ``within_seconds``: ``warning``/``critical``
+    mean at least that bad (the time to detect), ``ok`` means back to ok."""
+
+    input: str
+    status: Status = "critical"
+    after: Action
+    within_seconds: float = Field(gt=0)
+
+
+class StatusBound(_Strict):
+    """No poll in ``phase`` (in the whole run when omitted) shows an input or the score
+    worse than ``max``: a false alarm."""
+
+    phase: str | None = None
+    max: Literal["ok", "warning"] = "ok"
+    skip_seconds: float = 0.0
+
+
+class AucBound(_Strict):
+    """The AUC of the scores clients received in ``phase`` is at least ``min``, or at least
+    ``metrics.auc_holdout`` of the model card in ``models/<at_least_card>``."""
+
+    phase: str
+    min: float | None = Field(default=None, ge=0, le=1)
+    at_least_card: str | None = None
+    skip_seconds: float = 0.0
+
+
 class Expectations(_Strict):
     max_errors: int | None = 0
+    # Answers 400-499 only: what a client would see as its own fault.
+    max_4xx: int | None = None
     shares: tuple[Share, ...] = ()
     recovery: tuple[Recovery, ...] = ()
     latency: tuple[LatencyBound, ...] = ()
+    auc: tuple[AucBound, ...] = ()
+    # Read from the polled data-quality verdicts (needs a data_quality section).
+    detect: tuple[Detection, ...] = ()
+    quality_status: tuple[StatusBound, ...] = ()
+
+    def merged(self, extra: Expectations) -> Expectations:
+        """These expectations and ``extra``'s: lists joined, a number ``extra`` sets wins."""
+        update: dict[str, object] = {}
+        for key in extra.model_fields_set:
+            mine, theirs = getattr(self, key), getattr(extra, key)
+            update[key] = mine + theirs if isinstance(mine, tuple) else theirs
+        return self.model_copy(update=update)
+
+
+class QualityWatch(_Strict):
+    """Poll ``GET /admin/status`` for ``model``'s data-quality verdicts during the run."""
+
+    model: str = "fraud"
+    poll_seconds: float = Field(default=0.5, gt=0)
+
+
+class Variant(_Strict):
+    """One run of a scenario with several: ``{var:KEY}`` in the gateway's YAML is filled
+    from ``vars``; ``expect`` is added to the scenario's own."""
+
+    description: str = ""
+    vars: dict[str, str] = Field(default_factory=dict)
+    expect: Expectations = Expectations()
+
+
+VARIABLE = re.compile(r"\{var:([A-Za-z0-9_-]+)\}")
 
 
 class Scenario(_Strict):
@@ -99,6 +179,20 @@ class Scenario(_Strict):
     load: LoadSpec
     faults: tuple[Fault, ...] = ()
     expect: Expectations = Expectations()
+    data_quality: QualityWatch | None = None
+    # Runs of the same scenario that differ in a few config values, reported side by side.
+    variants: dict[str, Variant] = Field(default_factory=dict)
+
+    def with_variant(self, name: str) -> Scenario:
+        """The scenario as variant ``name`` runs it (named ``<scenario>/<variant>``)."""
+        variant = self.variants[name]
+        gateway = VARIABLE.sub(lambda m: variant.vars[m.group(1)], self.stack.gateway)
+        description = f"{self.description.strip()} Variant {name}: {variant.description}".strip()
+        return self.model_copy(update={
+            "name": f"{self.name}/{name}", "description": description, "variants": {},
+            "stack": self.stack.model_copy(update={"gateway": gateway}),
+            "expect": self.expect.merged(variant.expect),
+        })  # fmt: skip
 
     @property
     def seconds(self) -> float:
@@ -120,6 +214,11 @@ class Scenario(_Strict):
             start += phase.seconds
         raise KeyError(name)
 
+    def phase_span(self, name: str) -> tuple[float, float]:
+        """When phase ``name`` starts and ends (seconds after the run's start)."""
+        start = self.phase_start(name)
+        return start, start + next(p.seconds for p in self.load.phases if p.name == name)
+
 
 class ScenarioError(Exception):
     pass
@@ -134,11 +233,82 @@ def load_scenario(path: Path) -> Scenario:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ScenarioError(f"{path}: {problems}") from exc
-    names = {p.name for p in scenario.load.phases}
-    for share in scenario.expect.shares:
-        if share.phase not in names:
-            raise ScenarioError(f"{path}: expect.shares names an unknown phase {share.phase!r}")
-    for fault in scenario.faults:
-        if fault.action != "set-weight" and fault.target is None:
-            raise ScenarioError(f"{path}: a {fault.action} fault needs a target")
+    problem = _inconsistency(scenario)
+    if problem:
+        raise ScenarioError(f"{path}: {problem}")
     return scenario
+
+
+def _inconsistency(scenario: Scenario) -> str | None:
+    """What is wrong across keys (each key is fine on its own), or None."""
+    names = {p.name for p in scenario.load.phases}
+    if len(names) < len(scenario.load.phases):
+        return "load.phases: two phases share a name"
+    for where, expect in [("expect", scenario.expect)] + [
+        (f"variants.{n}.expect", v.expect) for n, v in scenario.variants.items()
+    ]:
+        problem = _expectation_problem(scenario, expect, names)
+        if problem:
+            return f"{where}.{problem}"
+    for i, fault in enumerate(scenario.faults):
+        problem = _fault_problem(scenario, fault)
+        if problem:
+            return f"faults.{i}: {problem}"
+    used = set(VARIABLE.findall(scenario.stack.gateway))
+    if used and not scenario.variants:
+        return f"stack.gateway uses {{var:{sorted(used)[0]}}} but the scenario has no variants"
+    for name, variant in scenario.variants.items():
+        if set(variant.vars) != used:
+            missing, unused = sorted(used - set(variant.vars)), sorted(set(variant.vars) - used)
+            return (f"variants.{name}.vars: " + (f"missing {missing}" if missing else
+                    f"{unused} not used in stack.gateway"))  # fmt: skip
+    return None
+
+
+def _fault_problem(scenario: Scenario, fault: Fault) -> str | None:
+    if fault.action != "set-weight" and fault.target is None:
+        return f"a {fault.action} fault needs a target"
+    if fault.action in PROXY_ACTIONS and (fault.target != "feast" or not scenario.stack.feast):
+        return f"a {fault.action} fault needs target: feast and stack.feast: true"
+    if fault.action == "corrupt":
+        if not fault.feature or fault.factor is None:
+            return "a corrupt fault needs a feature and a factor"
+        if not math.isfinite(fault.factor):
+            return "factor must be a finite number"
+    elif fault.feature is not None or fault.factor is not None:
+        return f"feature and factor are for corrupt faults, not {fault.action}"
+    return None
+
+
+def _expectation_problem(scenario: Scenario, expect: Expectations, names: set[str]) -> str | None:
+    for key, bounds in (("shares", expect.shares), ("latency", expect.latency),
+                        ("auc", expect.auc), ("quality_status", expect.quality_status)):  # fmt: skip
+        for bound in bounds:
+            phase = getattr(bound, "phase", None)
+            if phase is not None and phase not in names:
+                return f"{key} names an unknown phase {phase!r}"
+    for bound in expect.auc:
+        if (bound.min is None) == (bound.at_least_card is None):
+            return "auc: give either min or at_least_card"
+        if bound.at_least_card is not None and card_auc(bound.at_least_card) is None:
+            return f"auc: no metrics.auc_holdout in models/{bound.at_least_card}/model-card.json"
+    if (expect.detect or expect.quality_status) and scenario.data_quality is None:
+        return "detect and quality_status need a data_quality section"
+    actions = {f.action for f in scenario.faults}
+    for detection in expect.detect:
+        if detection.after not in actions:
+            return f"detect: no {detection.after} fault to time from"
+    return None
+
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def card_auc(model: str) -> float | None:
+    """``metrics.auc_holdout`` of ``models/<model>/model-card.json`` (None: no such figure)."""
+    try:
+        doc = json.loads((MODELS / model / "model-card.json").read_text())
+        value = doc["metrics"]["auc_holdout"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
