@@ -36,6 +36,8 @@ from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
 from gateway.features.feast_client import FeastClient
 from gateway.resilience.breaker import CircuitBreaker
+from gateway.resilience.trip_policy import TripPolicy
+from gateway.resilience.upstream_breaker import UpstreamBreaker
 from gateway.routing.shadow import ShadowDispatcher
 from gateway.service.ladder import Ladder
 from gateway.service.pipeline import PredictionService
@@ -100,23 +102,43 @@ def build_enricher(
         log.warning("circuit %r: %s -> %s", breaker.name, old, new)
         metrics.breaker_moved(new)
 
-    breaker = CircuitBreaker(
+    rules = store.breaker
+    # A failure rate over a short time window, not a streak: a blip of the store fails a
+    # burst of lookups in a row without being an outage (docs/features.md).
+    policy = TripPolicy(
+        consecutive=rules.fail_max,
+        failure_rate=rules.failure_rate_percent / 100,
+        window_kind="time",
+        window_size=rules.window_seconds,
+        minimum_calls=rules.minimum_calls,
+        clock=seams.breaker_clock,
+    )
+    breaker = UpstreamBreaker(
         "feature_store",
-        fail_max=store.breaker.fail_max,
-        reset_timeout=store.breaker.reset_timeout_seconds,
-        half_open_max_calls=store.breaker.half_open_max_calls,
+        policy,
+        reset_timeout=rules.reset_timeout_seconds,
+        max_reset_timeout=rules.max_reset_timeout_seconds,
+        half_open_max_calls=rules.half_open_max_calls,
         clock=seams.breaker_clock,
         listeners=[on_change],
     )
     metrics.breaker_state.set(0)
+    client = FeastClient(
+        session,
+        store.url,
+        store.timeout_ms / 1000,
+        retry_dropped=store.retry_dropped_connections,
+        hedge_after_seconds=None if store.hedge_after_ms is None else store.hedge_after_ms / 1000,
+    )
     return Enricher(
-        client=FeastClient(session, store.url, store.timeout_ms / 1000),
+        client=client,
         breaker=breaker,
         cache=LastKnownGood(store.cache.max_entries, horizon, seams.wall_clock),
         metrics=metrics,
         tracer=tracer,
         wall_clock=seams.wall_clock,
         timer=seams.clock,
+        coalesce=store.coalesce,
     )
 
 

@@ -29,19 +29,25 @@ FEAST_START_SECONDS = 60.0
 class Feast:
     url: str
     port: int
+    pid: int  # gunicorn's master; its child is the worker that answers
 
 
 @contextlib.contextmanager
-def serve_feast(repo: Path, port: int) -> Iterator[Feast]:
-    """``feast serve`` over ``repo`` on ``port`` until the block ends."""
+def serve_feast(
+    repo: Path, port: int, *, max_requests: int | None = 0, workers: int = 1
+) -> Iterator[Feast]:
+    """``feast serve`` over ``repo`` on ``port`` until the block ends (``max_requests``
+    None: Feast's default worker recycling)."""
     # gunicorn puts its control socket under $XDG_RUNTIME_DIR, else under $HOME.
     runtime_dir = repo.parent / f"run-{port}"
     runtime_dir.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir)}
     url = f"http://127.0.0.1:{port}"
-    command = feast_serve_command(repo, "127.0.0.1", port)
-    with running(command, f"{url}/health", FEAST_START_SECONDS, env=env, cwd=repo.parent):
-        yield Feast(url, port)
+    command = feast_serve_command(
+        repo, "127.0.0.1", port, max_requests=max_requests, workers=workers
+    )
+    with running(command, f"{url}/health", FEAST_START_SECONDS, env=env, cwd=repo.parent) as p:
+        yield Feast(url, port, p.pid)
 
 
 class Relay:

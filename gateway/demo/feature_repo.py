@@ -105,12 +105,16 @@ def prepare_feature_repo(
     return dest
 
 
-def feast_serve_command(repo: Path, host: str, port: int) -> list[str]:
+def feast_serve_command(
+    repo: Path, host: str, port: int, *, max_requests: int | None = 0, workers: int = 1
+) -> list[str]:
     """The command line that serves ``repo`` over HTTP on ``host:port``.
 
-    One worker, never recycled (``--max-requests 0``): gunicorn's default restarts the
-    worker every ~1,000 requests, which drops lookups in the middle of a long run.
+    ``max_requests`` 0 (the demo's): the worker is never recycled. ``None``: gunicorn's
+    and Feast's default, a new worker every ~1,000 requests, as ``feast serve`` runs when
+    started by hand (the gateway rides through the recycling; the tests run it so).
     """
+    recycling = [] if max_requests is None else ["--max-requests", str(max_requests)]
     return [
         feast_executable(),
         "--chdir",
@@ -121,9 +125,8 @@ def feast_serve_command(repo: Path, host: str, port: int) -> list[str]:
         "--port",
         str(port),
         "--workers",
-        "1",
-        "--max-requests",
-        "0",
+        str(workers),
+        *recycling,
         "--no-access-log",
     ]
 

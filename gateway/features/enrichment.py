@@ -1,4 +1,4 @@
-"""Feature enrichment: one store call per request, then live -> cache -> default per value.
+"""Feature enrichment: one store lookup per request, then live -> cache -> default per value.
 
 For each instance and each planned feature the value comes from the first rung that has it:
 
@@ -10,7 +10,9 @@ For each instance and each planned feature the value comes from the first rung t
    request (the fallback model's rung; until it exists, a 503).
 
 The store is skipped while its breaker is open, and its failures (unreachable, timeout,
-error status) only mean that no value is live. The request's feature source is the worst
+error status) only mean that no value is live. With a :class:`Coalescer` the lookups of
+concurrent requests share store calls (``gateway/features/coalescer.py``); the breaker
+then judges each store call, not each request. The request's feature source is the worst
 rung used: ``live`` < ``cache`` < ``defaults``.
 """
 
@@ -26,10 +28,12 @@ from prometheus_client import Counter, Histogram
 from gateway.contracts.feature_plan import FeaturePlan, PlannedFeature
 from gateway.errors import CircuitOpen, FeatureStoreError, FeaturesUnavailable, outcome
 from gateway.features.cache import LastKnownGood
+from gateway.features.coalescer import Coalescer
 from gateway.features.feast_client import FeatureValue
 from gateway.features.freshness import age_seconds, is_fresh
 from gateway.provenance import FeatureSource
 from gateway.resilience.breaker import CircuitBreaker
+from gateway.settings.schema import CoalesceSettings
 from gateway.telemetry.feature_metrics import FeatureMetrics
 
 ValueSource = Literal["live", "cache", "defaults"]
@@ -103,6 +107,7 @@ class Enricher:
         tracer: Tracer,
         wall_clock: Callable[[], float],
         timer: Callable[[], float],
+        coalesce: CoalesceSettings | None = None,
     ) -> None:
         self.client = client
         self.breaker = breaker
@@ -112,6 +117,14 @@ class Enricher:
         self._wall = wall_clock
         self._timer = timer
         self._counters: dict[str, _ModelCounters] = {}
+        self.coalescer: Coalescer | None = None
+        if coalesce is not None and coalesce.enabled:
+            self.coalescer = Coalescer(
+                self._guarded_call,
+                client.url,
+                window_seconds=coalesce.window_ms / 1000,
+                max_entities=coalesce.max_entities,
+            )
 
     async def enrich(
         self,
@@ -160,13 +173,24 @@ class Enricher:
         self, plan: FeaturePlan, entity_ids: list[str], parent: Span, within: float | None
     ) -> tuple[dict[str, list[FeatureValue]] | None, str]:
         try:
-            with self.breaker.calling():
-                return await self._call_store(plan, entity_ids, parent, within), "ok"
+            if self.coalescer is None:
+                with self.breaker.calling():
+                    return await self._call_store(plan, entity_ids, parent, within), "ok"
+            if self.breaker.state == "open":  # do not join a batch that will be refused
+                raise CircuitOpen(self.breaker.name, self.breaker.retry_in())
+            return await self.coalescer.lookup(plan, entity_ids, parent, within), "ok"
         except CircuitOpen as exc:
             self.metrics.skipped_calls.inc()
             return None, outcome(exc)
         except FeatureStoreError as exc:
             return None, outcome(exc)
+
+    async def _guarded_call(
+        self, plan: FeaturePlan, entity_ids: list[str], parent: Span
+    ) -> dict[str, list[FeatureValue]]:
+        """One coalesced store call, judged by the breaker (the waiters keep their budgets)."""
+        with self.breaker.calling():
+            return await self._call_store(plan, entity_ids, parent, None)
 
     async def _call_store(
         self, plan: FeaturePlan, entity_ids: list[str], parent: Span, within: float | None

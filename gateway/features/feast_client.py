@@ -16,7 +16,9 @@ JSON-encoded string) are decoded into the message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,9 @@ from gateway.errors import FeatureStoreBadResponse, FeatureStoreTimeout, Feature
 from gateway.features.freshness import NO_TIMESTAMP, parse_event_timestamp
 
 _PRESENT = "PRESENT"
+# The connection failed before the store answered: refused, reset, closed (aiohttp
+# raises ClientOSError, or its subclass ClientConnectorError, for refused and reset).
+_DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 _HEADERS = {"Content-Type": "application/json"}  # Feast answers 422 without it
 
 
@@ -51,11 +56,25 @@ def full_name(ref: str) -> str:
 class FeastClient:
     """Looks up online features; the session is owned (opened, closed) by the app."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        timeout_seconds: float,
+        *,
+        retry_dropped: bool = True,
+        hedge_after_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
         self._endpoint = f"{url}/get-online-features"
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._retry_dropped = retry_dropped
+        self._hedge_after = hedge_after_seconds
+        self._clock = clock
+        self.retries = 0  # lookups tried again after a dropped connection
+        self.hedges = 0  # lookups sent a second time because the first was slow
 
     async def online_features(
         self,
@@ -78,23 +97,69 @@ class FeastClient:
                 "full_feature_names": True,
             }
         )
-        timeout = self._timeout
-        if within_seconds is not None and within_seconds < (timeout.total or float("inf")):
+        budget = self._timeout.total or float("inf")
+        if within_seconds is not None:
             # The request's remaining budget is shorter than the store's own timeout.
-            timeout = aiohttp.ClientTimeout(total=max(within_seconds, 0.001))
+            budget = max(min(budget, within_seconds), 0.001)
+        started = self._clock()
+        try:
+            status, payload = await self._answer(body, budget)
+        except _DROPPED as exc:
+            # Refused, reset or closed before an answer: a restarting worker, a connection
+            # the store closed while idle. One more try on a fresh connection, in budget.
+            left = budget - (self._clock() - started)
+            if not self._retry_dropped or left <= 0.001:
+                raise FeatureStoreUnavailable(self.url, _describe(exc)) from exc
+            self.retries += 1
+            try:
+                status, payload = await self._answer(body, left)
+            except _DROPPED as again:
+                raise FeatureStoreUnavailable(self.url, _describe(again)) from again
+        if status != 200:
+            raise FeatureStoreBadResponse(self.url, f"HTTP {status}: {error_message(payload)}")
+        return self._parse(payload, refs, len(entity_ids))
+
+    async def _answer(self, body: bytes, budget: float) -> tuple[int, bytes]:
+        """The first answer to ``body``: a second identical POST (a hedge) goes out when the
+        first has not answered after ``hedge_after_seconds``, on another pooled connection,
+        which a store with several workers or replicas can answer while the first one is
+        busy (a worker starting up, a GC pause). Both failing raises the first's error."""
+        hedge_after = self._hedge_after
+        if hedge_after is None or hedge_after >= budget:
+            return await self._post(body, budget)
+        started = self._clock()
+        first: asyncio.Future[tuple[int, bytes]] = asyncio.ensure_future(self._post(body, budget))
+        done, _ = await asyncio.wait({first}, timeout=hedge_after)
+        if done:
+            return first.result()
+        self.hedges += 1
+        second = asyncio.ensure_future(self._post(body, budget - (self._clock() - started)))
+        pending: set[asyncio.Future[tuple[int, bytes]]] = {first, second}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for attempt in done:
+                    if attempt.exception() is None:
+                        return attempt.result()
+            return first.result()  # both failed: raises the first one's error
+        finally:
+            for attempt in pending:
+                attempt.cancel()
+
+    async def _post(self, body: bytes, budget: float) -> tuple[int, bytes]:
+        """One POST; ``_DROPPED`` errors pass through, the others become store errors."""
+        timeout = aiohttp.ClientTimeout(total=budget)
         try:
             async with self._session.post(
                 self._endpoint, data=body, headers=_HEADERS, timeout=timeout
             ) as response:
-                payload = await response.read()
-                status = response.status
+                return response.status, await response.read()
         except TimeoutError as exc:
-            raise FeatureStoreTimeout(self.url, f"no answer within {timeout.total:g} s") from exc
+            raise FeatureStoreTimeout(self.url, f"no answer within {budget:g} s") from exc
+        except _DROPPED:
+            raise
         except (aiohttp.ClientError, OSError) as exc:
             raise FeatureStoreUnavailable(self.url, _describe(exc)) from exc
-        if status != 200:
-            raise FeatureStoreBadResponse(self.url, f"HTTP {status}: {error_message(payload)}")
-        return self._parse(payload, refs, len(entity_ids))
 
     def _parse(
         self, payload: bytes, refs: Sequence[str], count: int

@@ -28,6 +28,11 @@ pinned down in ``tests/resilience/test_pybreaker_pitfalls.py``):
     half_open --(a trial succeeds)--> closed
     half_open --(a trial fails)--> open (the reset timer starts again)
 
+With ``max_reset_timeout`` the open interval grows: each failed trial doubles it, up to
+that bound, and closing brings it back to ``reset_timeout``. A short first interval then
+costs a brief blip of the dependency little, while a dependency that stays down is tried
+less and less often.
+
 Usage, around the awaited call itself::
 
     with breaker.calling():          # raises CircuitOpen when the call is not allowed
@@ -119,10 +124,15 @@ class CircuitBreaker:
         clock: Callable[[], float] = time.monotonic,
         listeners: Sequence[Listener] = (),
         is_failure: Callable[[BaseException], bool] = _every_exception,
+        max_reset_timeout: float | None = None,
     ) -> None:
         if fail_max < 1 or half_open_max_calls < 1 or reset_timeout <= 0:
             raise ValueError("fail_max and half_open_max_calls must be >= 1, reset_timeout > 0")
+        if max_reset_timeout is not None and max_reset_timeout < reset_timeout:
+            raise ValueError("max_reset_timeout must be at least reset_timeout")
         self.name = name
+        self.base_reset_timeout = reset_timeout
+        self.max_reset_timeout = max_reset_timeout
         self.half_open_max_calls = half_open_max_calls
         self._clock = clock
         self._listeners = tuple(listeners)
@@ -257,9 +267,12 @@ class CircuitBreaker:
         # pybreaker keeps its counter while open (closing resets it); ours counts only while
         # closed, so an open breaker reads 0 failures, as it always has.
         self._storage.reset_counter()
+        if self.max_reset_timeout is not None and self._storage.state == pybreaker.STATE_HALF_OPEN:
+            self.reset_timeout = min(2 * self.reset_timeout, self.max_reset_timeout)
         self._circuit.open()
 
     def _close(self) -> None:
+        self.reset_timeout = self.base_reset_timeout
         self._circuit.close()
 
     def _moved(self, old: str | None, new: str) -> None:

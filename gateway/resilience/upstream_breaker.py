@@ -41,6 +41,7 @@ class UpstreamBreaker(CircuitBreaker):
         clock: Callable[[], float] = time.monotonic,
         listeners: Sequence[Listener] = (),
         is_failure: Callable[[BaseException], bool] = _every_exception,
+        max_reset_timeout: float | None = None,
     ) -> None:
         super().__init__(
             name,
@@ -50,6 +51,7 @@ class UpstreamBreaker(CircuitBreaker):
             clock=clock,
             listeners=listeners,
             is_failure=is_failure,
+            max_reset_timeout=max_reset_timeout,
         )
         self.policy = policy
         self.trip_reason: str | None = None

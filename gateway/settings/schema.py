@@ -171,13 +171,41 @@ class ContractSettings(_Section):
     constant_output: ConstantOutputSettings = ConstantOutputSettings()
 
 
-class BreakerSettings(_Section):
-    """A circuit breaker: opens after ``fail_max`` consecutive failures, tries again later."""
+class StoreBreakerSettings(_Section):
+    """The feature store's breaker. It opens when at least ``failure_rate_percent`` of the
+    lookups of the last ``window_seconds`` failed (once the window holds ``minimum_calls``),
+    or after ``fail_max`` consecutive failures when that is set: a store that is down trips
+    it within a second at any real traffic, a blip of a few hundred milliseconds (a worker
+    recycle, a GC pause) does not. Open, it tries one lookup after ``reset_timeout_seconds``,
+    doubled after each failed trial up to ``max_reset_timeout_seconds``."""
 
-    fail_max: int = Field(default=5, ge=1)
-    reset_timeout_seconds: float = Field(default=10.0, gt=0)
+    failure_rate_percent: float = Field(default=50.0, gt=0, le=100)
+    window_seconds: float = Field(default=1.0, gt=0, le=600)
+    minimum_calls: int = Field(default=5, ge=1)
+    fail_max: int = Field(default=0, ge=0)  # consecutive failures; 0: this rule is off
+    reset_timeout_seconds: float = Field(default=0.5, gt=0)
+    max_reset_timeout_seconds: float = Field(default=10.0, gt=0)
     # Trial calls let through at once while half-open; the others are refused.
     half_open_max_calls: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StoreBreakerSettings:
+        if self.max_reset_timeout_seconds < self.reset_timeout_seconds:
+            raise ValueError(
+                f"max_reset_timeout_seconds {self.max_reset_timeout_seconds:g} is below "
+                f"reset_timeout_seconds {self.reset_timeout_seconds:g}"
+            )
+        return self
+
+
+class CoalesceSettings(_Section):
+    """Concurrent requests' lookups in one store call: the first lookup goes out at once
+    when no call is in flight; while one is, lookups gather for up to ``window_ms`` or
+    ``max_entities`` entities. An entity already being fetched is not asked for twice."""
+
+    enabled: bool = True
+    window_ms: float = Field(default=1.0, ge=0, le=100)
+    max_entities: int = Field(default=64, ge=1, le=10_000)
 
 
 class FeatureCacheSettings(_Section):
@@ -191,7 +219,14 @@ class FeatureStoreSettings(_Section):
 
     url: str
     timeout_ms: int = Field(default=200, ge=1, le=60_000)
-    breaker: BreakerSettings = BreakerSettings()
+    # One more try, within the request's budget, of a lookup whose connection was refused,
+    # reset or closed before any answer (a store worker restarting): Feast never saw it.
+    retry_dropped_connections: bool = True
+    # A second identical lookup when the first has not answered after this long, on another
+    # connection (another store worker); the first answer wins. null: never.
+    hedge_after_ms: float | None = Field(default=50.0, gt=0, le=60_000)
+    breaker: StoreBreakerSettings = StoreBreakerSettings()
+    coalesce: CoalesceSettings = CoalesceSettings()
     cache: FeatureCacheSettings = FeatureCacheSettings()
 
     @field_validator("url")

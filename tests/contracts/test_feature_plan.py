@@ -28,7 +28,16 @@ def test_defaults_fetch_the_cards_refs_for_its_entity_key(folder: Path) -> None:
     loaded = parse_config(BASE, folder / "gateway.yaml")
     store = loaded.settings.feature_store
     assert store is not None and store.url == "http://127.0.0.1:6566"
-    assert (store.timeout_ms, store.breaker.fail_max, store.cache.max_entries) == (200, 5, 100_000)
+    assert (store.timeout_ms, store.breaker.failure_rate_percent, store.cache.max_entries) == (
+        200,
+        50.0,
+        100_000,
+    )
+    assert (store.breaker.window_seconds, store.breaker.fail_max, store.coalesce.enabled) == (
+        1.0,
+        0,
+        True,
+    )
     plan = runtime_of(loaded).models["toy"].features
     assert plan is not None
     assert plan.entity_key == "customer_id"

@@ -19,7 +19,7 @@ from gateway.errors import FeatureStoreTimeout, FeaturesUnavailable
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
 from gateway.resilience.breaker import CircuitBreaker
-from gateway.settings.schema import ModelSettings
+from gateway.settings.schema import CoalesceSettings, ModelSettings
 from gateway.telemetry.feature_metrics import FeatureMetrics
 
 CARD = load_card(MODELS / "fraud-v1")
@@ -38,7 +38,7 @@ def plan(**features: Any) -> FeaturePlan:
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, coalesce: CoalesceSettings | None = None) -> None:
         self.now = NOW
         self.store = FakeStore()
         self.exporter = InMemorySpanExporter()
@@ -57,6 +57,7 @@ class Harness:
             tracer=self.tracer,
             wall_clock=lambda: self.now,
             timer=lambda: self.now,
+            coalesce=coalesce,
         )
 
     def enrich(self, p: FeaturePlan, entities: list[str], within: float | None = None) -> Any:
@@ -171,3 +172,34 @@ def test_a_value_of_the_wrong_type_counts_as_missing(h: Harness) -> None:
     h.store.rows = {"c-1": (VALUES | {"customer_stats:txn_count_7d": "many"}, 1.0)}
     result = h.enrich(plan(), ["c-1"])
     assert result.instances[0].sources["txn_count_7d"] == "defaults"
+
+
+def test_coalesced_requests_share_one_store_call_and_the_breaker_judges_it() -> None:
+    h = Harness(CoalesceSettings(window_ms=1.0, max_entities=64))
+    h.store.rows = {
+        "c-1": (VALUES, 30.0),
+        "c-2": (VALUES | {"customer_stats:txn_count_7d": 9}, 60.0),
+    }
+
+    async def together() -> list[Any]:
+        with h.tracer.start_as_current_span("request") as span:
+            return list(await asyncio.gather(
+                h.enricher.enrich(plan(), ["c-1"], span, 1.0),
+                h.enricher.enrich(plan(), ["c-2", "c-1"], span, 1.0),
+            ))  # fmt: skip
+
+    first, second = asyncio.run(together())
+    assert h.store.calls == [["c-1", "c-2"]]
+    assert first.columns["txn_count_7d"] == [4] and second.columns["txn_count_7d"] == [9, 4]
+    assert first.source == second.source == "live"
+    # Two failed calls open the breaker (fail_max 2); then requests do not join a batch.
+    h.store.error = FeatureStoreTimeout("fs", "slow")
+    h.now += 100
+    for _ in range(2):
+        assert asyncio.run(together())[0].store_outcome == "feature_store_timeout"
+    calls = len(h.store.calls)
+    assert h.breaker.state == "open"
+    skipped = asyncio.run(together())
+    assert [r.store_outcome for r in skipped] == ["circuit_open", "circuit_open"]
+    assert len(h.store.calls) == calls
+    assert skipped[0].source == "cache"

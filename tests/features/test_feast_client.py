@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from support import free_port
 
-from gateway.errors import FeatureStoreBadResponse, FeatureStoreUnavailable
+from gateway.errors import FeatureStoreBadResponse, FeatureStoreTimeout, FeatureStoreUnavailable
 from gateway.features.feast_client import FeastClient, error_message, full_name
 
 REFS = ["customer_stats:avg_amount_30d", "customer_stats:txn_count_7d"]
@@ -112,3 +114,79 @@ def test_a_shorter_request_budget_caps_the_store_timeout() -> None:
             raise AssertionError("no timeout")
 
     assert asyncio.run(scenario()) < 0.8
+
+
+async def _drop_first_then_answer(handled: list[str]) -> web.Application:
+    """A store whose first lookup's connection is closed with no answer (a worker that
+    exits), then answers every lookup."""
+
+    async def lookup(request: web.Request) -> web.StreamResponse:
+        handled.append("dropped" if not handled else "answered")
+        if handled[-1] == "dropped":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        return web.json_response(ANSWER)
+
+    app = web.Application()
+    app.router.add_post("/get-online-features", lookup)
+    return app
+
+
+@pytest.mark.parametrize("retry", [True, False])
+def test_a_dropped_connection_is_tried_once_more_within_the_budget(retry: bool) -> None:
+    from local_http import serving
+
+    async def scenario() -> tuple[object, list[str], int]:
+        handled: list[str] = []
+        app = await _drop_first_then_answer(handled)
+        async with serving(app) as port, aiohttp.ClientSession() as session:
+            client = FeastClient(session, f"http://127.0.0.1:{port}", 1.0, retry_dropped=retry)
+            try:
+                got: object = await client.online_features(
+                    REFS, "customer_id", ["c-1", "c-2", "c-3"]
+                )
+            except FeatureStoreUnavailable as exc:
+                got = exc
+        return got, handled, client.retries
+
+    got, handled, retries = asyncio.run(scenario())
+    if retry:
+        assert isinstance(got, dict) and [v.value for v in got[REFS[0]]] == [20.64, None, 3.5]
+        assert (handled, retries) == (["dropped", "answered"], 1)
+    else:
+        assert isinstance(got, FeatureStoreUnavailable) and "ServerDisconnected" in got.message
+        assert (handled, retries) == (["dropped"], 0)
+
+
+def test_a_slow_lookup_is_hedged_and_the_first_answer_wins() -> None:
+    """The first lookup hangs (a worker starting up); the hedge, sent after 50 ms, answers."""
+    from local_http import serving
+
+    calls: list[float] = []
+
+    async def lookup(request: web.Request) -> web.Response:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            await asyncio.sleep(2.0)
+        return web.json_response(ANSWER)
+
+    async def scenario(hedge_after: float | None) -> tuple[float, int]:
+        calls.clear()
+        app = web.Application()
+        app.router.add_post("/get-online-features", lookup)
+        async with serving(app) as port, aiohttp.ClientSession() as session:
+            client = FeastClient(
+                session, f"http://127.0.0.1:{port}", 1.0, hedge_after_seconds=hedge_after
+            )
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with contextlib.suppress(FeatureStoreTimeout):
+                await client.online_features(REFS, "customer_id", ["c-1", "c-2", "c-3"])
+            return loop.time() - started, client.hedges
+
+    took, hedges = asyncio.run(scenario(0.05))
+    assert hedges == 1 and len(calls) == 2
+    assert 0.05 <= took < 0.5
+    took, hedges = asyncio.run(scenario(None))  # no hedging: the store's 1 s timeout
+    assert hedges == 0 and len(calls) == 1 and took >= 1.0

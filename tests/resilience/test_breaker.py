@@ -161,3 +161,40 @@ def test_errors_that_are_not_failures_are_not_counted() -> None:
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="fail_max"):
         CircuitBreaker("x", fail_max=0)
+
+
+def test_the_open_interval_doubles_after_each_failed_trial_and_resets_on_close() -> None:
+    clock = FakeClock()
+    breaker, moves = make(clock, fail_max=1, reset_timeout=0.5, max_reset_timeout=2.0)
+
+    async def scenario() -> list[float]:
+        waits = []
+        await fail(breaker)  # closed -> open, 0.5 s
+        for _ in range(4):
+            waits.append(breaker.retry_in())
+            clock.advance(breaker.retry_in())
+            await fail(breaker)  # the trial fails: open again, for longer
+        waits.append(breaker.retry_in())
+        clock.advance(breaker.retry_in())
+        await succeed(breaker)  # the trial succeeds: closed, back to the first interval
+        await fail(breaker)
+        waits.append(breaker.retry_in())
+        return waits
+
+    assert asyncio.run(scenario()) == [0.5, 1.0, 2.0, 2.0, 2.0, 0.5]
+    assert moves[-2:] == [("half_open", "closed"), ("closed", "open")]
+
+
+def test_without_a_maximum_the_open_interval_stays() -> None:
+    clock = FakeClock()
+    breaker, _ = make(clock, fail_max=1, reset_timeout=0.5)
+
+    async def scenario() -> list[float]:
+        await fail(breaker)
+        clock.advance(0.5)
+        await fail(breaker)
+        return [breaker.retry_in()]
+
+    assert asyncio.run(scenario()) == [0.5]
+    with pytest.raises(ValueError, match="max_reset_timeout"):
+        CircuitBreaker("x", reset_timeout=2.0, max_reset_timeout=1.0)
