@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import aiohttp
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -32,6 +33,7 @@ from gateway import __version__
 from gateway.api import admin, metrics, oip, openapi, v1
 from gateway.api.answers import INTERNAL_ERROR, error_response
 from gateway.api.dispatch import GatewayApp
+from gateway.features import snapshot
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
 from gateway.features.feast_client import FeastClient
@@ -142,6 +144,40 @@ def build_enricher(
     )
 
 
+@dataclass
+class _Snapshots:
+    """The cache's snapshot file: loaded at start, written on a timer and at shutdown."""
+
+    path: Path
+    enricher: Enricher
+    task: asyncio.Task[None]
+    clock: Callable[[], float]
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await snapshot.save(self.path, self.enricher.cache, self.clock())
+
+
+def _start_snapshots(
+    store: FeatureStoreSettings | None, source: Path, enricher: Enricher | None, seams: Seams
+) -> _Snapshots | None:
+    rules = store.cache.snapshot if store is not None else None
+    if rules is None or enricher is None:
+        return None
+    path = (source.parent / rules.path).resolve()
+    cache = enricher.cache
+    loaded = snapshot.load(path, cache, seams.wall_clock(), cache.ttl_seconds)
+    if loaded.written_at is not None:
+        log.info("feature cache: %d values from %s (written %.0f s ago; %d skipped)",
+                 loaded.entries, path, seams.wall_clock() - loaded.written_at, loaded.skipped)  # fmt: skip
+    task = asyncio.create_task(
+        snapshot.keep_saving(path, cache, seams.wall_clock, rules.interval_seconds)
+    )
+    return _Snapshots(path, enricher, task, seams.wall_clock)
+
+
 def _on_sighup(reloader: ConfigReloader) -> bool:
     """Reload on SIGHUP; only possible in the main thread (not when a test runs the app)."""
     loop = asyncio.get_running_loop()
@@ -190,6 +226,7 @@ def create_app(
             enricher = build_enricher(
                 settings.feature_store, runtime, store_session, feature_metrics, tracer, seams
             )
+        snapshots = _start_snapshots(settings.feature_store, config.source, enricher, seams)
         queue = settings.server.shadow_queue
         shadows = ShadowDispatcher(
             transport, queue_size=queue.max_queue, concurrency=queue.concurrency
@@ -232,6 +269,8 @@ def create_app(
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            if snapshots is not None:
+                await snapshots.stop()
             await shadows.stop()
             registry.unregister(traffic)
             registry.unregister(quality)

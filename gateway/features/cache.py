@@ -41,8 +41,17 @@ class LastKnownGood:
     def get(self, entity: str, ref: str) -> CachedValue | None:
         return self._entries.get((entity, ref))
 
+    def entries(self) -> list[tuple[str, str, Any, float]]:
+        """Every value not evicted yet, as ``(entity, ref, value, event_time)`` (a copy)."""
+        self._entries.expire()
+        return [(e, r, c.value, c.event_time) for (e, r), c in self._entries.items()]
+
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def ttl_seconds(self) -> float:
+        return float(self._entries.ttl)
 
     @property
     def max_entries(self) -> int:

@@ -208,10 +208,19 @@ class CoalesceSettings(_Section):
     max_entities: int = Field(default=64, ge=1, le=10_000)
 
 
+class CacheSnapshotSettings(_Section):
+    """A file copy of the cache, written on an interval and on shutdown, loaded at start
+    (``gateway/features/snapshot.py``); relative paths are relative to the config file."""
+
+    path: str = Field(min_length=1)
+    interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
+
+
 class FeatureCacheSettings(_Section):
     """The last-known-good feature cache (one entry per entity and feature)."""
 
     max_entries: int = Field(default=100_000, ge=1)
+    snapshot: CacheSnapshotSettings | None = None  # off unless set
 
 
 class FeatureStoreSettings(_Section):
