@@ -108,9 +108,10 @@ def test_sigkill_primary_under_load(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert status["degraded"] is True
         assert "consecutive failures" in status["primary"]["breaker"]["trip_reason"]
 
-        # Restarted, slow, so the one half-open trial is still in flight while others arrive.
+        # Restarted, slow, so the one half-open trial is still in flight while others arrive
+        # (2 s: ten requests must reach the gateway meanwhile, even on a busy machine).
         slow = model_server_command(
-            MODELS / "fraud-v1", port, "--fault-mode", "slow", "--fault-delay-ms", "800"
+            MODELS / "fraud-v1", port, "--fault-mode", "slow", "--fault-delay-ms", "2000"
         )
         with running(slow, f"{upstream}/v2/health/ready"):
             deadline = time.monotonic() + 15
