@@ -190,6 +190,10 @@ class StoreBreakerSettings(_Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> StoreBreakerSettings:
+        if "max_reset_timeout_seconds" not in self.model_fields_set:
+            # Settings are frozen; an unset bound follows a longer first interval.
+            bound = max(self.max_reset_timeout_seconds, self.reset_timeout_seconds)
+            object.__setattr__(self, "max_reset_timeout_seconds", bound)
         if self.max_reset_timeout_seconds < self.reset_timeout_seconds:
             raise ValueError(
                 f"max_reset_timeout_seconds {self.max_reset_timeout_seconds:g} is below "

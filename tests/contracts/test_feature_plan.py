@@ -8,6 +8,7 @@ import pytest
 from support import runtime_of, write_card
 
 from gateway.settings import ConfigError, parse_config
+from gateway.settings.schema import StoreBreakerSettings
 
 BASE = """
 feature_store: {url: "http://127.0.0.1:6566/"}
@@ -89,3 +90,10 @@ def test_misfits_name_their_key_path(folder: Path, text: str, expected: str) -> 
     with pytest.raises(ConfigError) as caught:
         parse_config(text, folder / "gateway.yaml")
     assert any(expected in str(p) for p in caught.value.problems), caught.value.problems
+
+
+def test_the_store_breakers_longest_interval_follows_a_longer_first_one() -> None:
+    assert StoreBreakerSettings().max_reset_timeout_seconds == 10.0
+    assert StoreBreakerSettings(reset_timeout_seconds=60).max_reset_timeout_seconds == 60.0
+    with pytest.raises(ValueError, match="max_reset_timeout_seconds 5 is below"):
+        StoreBreakerSettings(reset_timeout_seconds=20, max_reset_timeout_seconds=5)
