@@ -4,12 +4,15 @@ Upstreams: nginx answering a fixed OIP body (so the proxy is the bottleneck) and
 ``gateway model-server``. In front of each: nothing (direct), nginx ``proxy_pass``, the
 bare aiohttp proxy of ``loadtest/baselines``, and the gateway in several modes (v2
 passthrough at 100% and the default 10% trace sampling; v1 with features from the
-last-known-good cache; the fallback model alone; v2 with a 100% shadow). The server under
-test runs on core 0, the load on core 1. Figures: ``wrk`` throughput at 32 and 64
-connections, CPU seconds per 1,000 requests and peak RSS of the server under test, and
-open-loop latency percentiles at fixed rates; then a soak (RSS over a long steady run).
-Every ratio is to the bare proxy of the same run; the report (JSON and Markdown, with a
-table of the issue's targets) goes to ``loadtest/results/``.
+last-known-good cache; the fallback model alone; v2 with a 100% shadow); then v1 with live
+Feast lookups, store-call coalescing on and off. The server under test runs on core 0, the
+load on core 1. Figures: successful answers per second under ``wrk`` at 32 and 64
+connections, CPU seconds per 1,000 of them and RSS of the server under test's whole
+process tree, open-loop latency percentiles at fixed rates with every target (direct
+among them) in the same interleaved rounds, and the failures every client counted; then
+a soak (RSS over a long steady run). Every ratio is to the bare proxy of the same run; the
+report (JSON, and Markdown rendered from it, with a table of the issue's targets) goes to
+``loadtest/results/``.
 """
 
 from __future__ import annotations
@@ -17,13 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
-import json
 import os
-import platform
 import shutil
 import socket
-import statistics
 import subprocess
 import tempfile
 import textwrap
@@ -35,42 +34,56 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts.card import load_card
-from loadtest import bench_prepare, bench_targets, generator, quality_cost, soak, wrk
+from loadtest import (
+    bench_latency,
+    bench_live,
+    bench_prepare,
+    bench_render,
+    bench_tree,
+    quality_cost,
+    soak,
+    wrk,
+)
+from loadtest.bench_failures import MAX_FAILED_PERCENT
+from loadtest.bench_figures import Round, add_comparisons, target_figures
 from loadtest.bench_modes import (
     GATEWAY_MODES,
+    LIVE_MODE,
     MODES,
     REFERENCE,
     UPSTREAMS,
     GatewayMode,
-    Metrics,
-    check_summary,
     gateway_config,
     outcome_counts,
-    provenance_check,
-    record_problems,
     selected_modes,
 )
+from loadtest.bench_render import markdown
+from loadtest.generator import Record
 from loadtest.payloads import Payload, load_rows, v1_payloads, v2_payloads
 from loadtest.processes import ROOT, Proc, free_port, gateway_command, pinned
-from loadtest.stats import summary
 
-RESULTS = ROOT / "loadtest" / "results"
+__all__ = ["Round", "add_comparisons", "markdown"]  # re-exported for the tests and tools
+
 SERVER_CORE, LOAD_CORE = 0, 1
 SOAK_MODE = GATEWAY_MODES["gateway-v2-sampled-10"]
 EPILOG = "\n".join([
     "modes (--modes MODE ...; default: all, in this order):",
-    "  direct                  the upstream itself",
+    "  direct                  the upstream itself: always measured, the added latency's reference",
     "  nginx-proxy             nginx proxy_pass in front of it",
     f"  {REFERENCE:23} aiohttp in, aiohttp out: always measured, every ratio's reference",
     *(textwrap.fill(m.what, 88, break_on_hyphens=False, initial_indent=f"  {m.name:23} ",
                     subsequent_indent=" " * 26) for m in GATEWAY_MODES.values()),
+    f"  {LIVE_MODE:23} v1 with live Feast lookups, store-call coalescing on and off, once",
+    "                          (--live-upstream), the two gateways taking turns",
     "",
     "upstreams (--upstreams ...; default: both): static-nginx (a fixed answer, the proxy is",
     "the bottleneck), model-server (the real gateway model-server).",
     "",
-    "The soak runs last (--soak-seconds 0 skips it; `python -m loadtest soak` runs it alone).",
+    "The soak runs last (--soak-seconds 0 skips it and keeps the latest soak-latest.json's;",
+    "`python -m loadtest soak` runs it alone). --render FILE.json re-renders a report's",
+    "Markdown from its JSON and runs nothing.",
     "A quick run: --seconds 2 --latency-seconds 2 --rates 500 --modes gateway-fallback",
-    "--upstreams static-nginx --soak-seconds 20",
+    "--upstreams static-nginx --soak-seconds 0",
 ])  # fmt: skip
 
 
@@ -112,7 +125,7 @@ def proxy_location(upstream_port: int) -> str:
 class Target:
     name: str
     base: str  # http://host:port
-    measured: Proc | None  # the process whose CPU and RSS are reported
+    measured: Proc | None  # the process whose tree's CPU and RSS are reported
     payloads: list[Payload]  # the open-loop requests, cycled
     wrk_requests: list[tuple[str, bytes]]  # (path, body) wrk sends, in turn
     mode: GatewayMode | None = None  # a gateway mode: its answers' provenance is checked
@@ -120,6 +133,10 @@ class Target:
     @property
     def url(self) -> str:
         return self.base + self.wrk_requests[0][0]
+
+    def cpu_seconds(self) -> float:
+        """The CPU of the measured process's whole tree (0 without one)."""
+        return bench_tree.tree(self.measured.pid).cpu_seconds if self.measured else 0.0
 
 
 @dataclass
@@ -142,13 +159,10 @@ class Bench:
             self.feature_repo = bench_prepare.prepare_feature_repo(self.workdir)
         return self.feature_repo
 
-
-@dataclass(frozen=True, slots=True)
-class Round:
-    """One wrk run at 32 connections, and the CPU the measured process spent in it."""
-
-    result: wrk.WrkResult
-    cpu_seconds: float
+    def stop_from(self, first: int) -> None:
+        """Stop the processes started since ``len(self.procs)`` was ``first``."""
+        for proc in reversed(self.procs[first:]):
+            proc.stop()
 
 
 def throughput_rounds(
@@ -162,82 +176,52 @@ def throughput_rounds(
     rounds: dict[str, list[Round]] = {t.name: [] for t in targets}
     for _ in range(args.rounds):
         for target in targets:
-            cpu_before = target.measured.cpu_seconds() if target.measured else 0.0
+            cpu_before = target.cpu_seconds()
             result = wrk.run(target.url, target.wrk_requests, 32, args.seconds,
                              workdir / "post.lua", LOAD_CORE)  # fmt: skip
-            used = target.measured.cpu_seconds() - cpu_before if target.measured else 0.0
-            rounds[target.name].append(Round(result, used))
+            rounds[target.name].append(Round(result, target.cpu_seconds() - cpu_before))
     return rounds
 
 
-def measure(
-    target: Target,
-    args: argparse.Namespace,
-    workdir: Path,
-    rounds: list[Round],
-    before: Metrics,
-) -> dict[str, Any]:
-    """A target's figures: its throughput ``rounds`` (median), wrk at 64 connections,
-    open-loop latency per rate, peak RSS, and the provenance check since ``before``."""
-    figures: dict[str, Any] = {}
-    script = workdir / "post.lua"
-    c32 = [r.result for r in rounds]
-    if target.measured:
-        used = sum(r.cpu_seconds for r in rounds)
-        requests = sum(r.requests for r in c32)
-        figures["cpu_seconds_per_1000"] = round(used / max(requests, 1) * 1000, 4)
-    figures["rps_c32"] = round(statistics.median(r.requests_per_second for r in c32))
-    figures["rps_c32_rounds"] = [round(r.requests_per_second) for r in c32]
-    c64 = wrk.run(target.url, target.wrk_requests, 64, args.seconds, script, LOAD_CORE)
-    figures["rps_c64"] = round(c64.requests_per_second)
-    figures["wrk_socket_errors"] = sum(r.socket_errors for r in c32) + c64.socket_errors
-    answered = sum(r.requests for r in c32) + c64.requests
-    problems: list[str] = []
+def latency_rounds(
+    targets: list[Target], args: argparse.Namespace
+) -> dict[str, dict[int, list[list[Record]]]]:
+    """Per target and rate the records of each interleaved open-loop round."""
+    out: dict[str, dict[int, list[list[Record]]]] = {t.name: {} for t in targets}
+    each = [bench_latency.LatencyTarget(t.name, t.base, t.payloads) for t in targets]
+    seconds = args.latency_seconds / args.latency_rounds
     for rate in args.rates:
         with on_core(LOAD_CORE):  # the generator beside wrk's core, away from the server's
-            records = asyncio.run(
-                generator.run(target.base, target.payloads, rate, args.latency_seconds)
+            by_target = asyncio.run(
+                bench_latency.interleaved(each, rate, args.latency_rounds, seconds)
             )
-        ok = [r.latency * 1000 for r in records if r.status == 200]
-        figures[f"latency_ms_at_{rate}"] = {k: round(v, 3) for k, v in summary(ok).items()}
-        figures[f"errors_at_{rate}"] = len(records) - len(ok)
-        answered += len(ok)
-        if target.mode:
-            problems += [f"at {rate} req/s: {p}" for p in record_problems(target.mode, records)]
-    if target.measured:
-        figures["peak_rss_mb"] = round(target.measured.peak_rss_bytes() / 2**20, 1)
-    if target.mode:
-        checks, found = provenance_check(
-            target.mode, before, bench_prepare.scrape(target.base), answered
+        for name, per_round in by_target.items():
+            out[name][rate] = per_round
+    return out
+
+
+def measure_upstream(
+    bench: Bench, targets: list[Target], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Every target's figures over one upstream: throughput rounds, wrk at 64 connections
+    and latency rounds, the targets taking turns; stops when a mode's provenance fails."""
+    before = {t.name: bench_prepare.scrape(t.base) if t.mode else {} for t in targets}
+    rounds = throughput_rounds(targets, args, bench.workdir)
+    c64 = {t.name: wrk.run(t.url, t.wrk_requests, 64, args.seconds, bench.workdir / "post.lua",
+                           LOAD_CORE) for t in targets}  # fmt: skip
+    latency = latency_rounds(targets, args)
+    figures: dict[str, Any] = {}
+    for t in targets:
+        tree = bench_tree.tree(t.measured.pid) if t.measured else None
+        counters = (before[t.name], bench_prepare.scrape(t.base)) if t.mode else None
+        figures[t.name], problems = target_figures(
+            t.mode, rounds[t.name], c64[t.name], latency[t.name], tree, counters
         )
-        figures["checks"] = checks
-        problems += found
-    if problems:
-        listed = "\n  ".join(problems)
-        raise RuntimeError(f"{target.name} did not measure what it is about:\n  {listed}")
+        if problems:
+            listed = "\n  ".join(problems)
+            raise RuntimeError(f"{t.name} did not measure what it is about:\n  {listed}")
+    add_comparisons(figures, args.rates)
     return figures
-
-
-def add_comparisons(figures: dict[str, dict[str, Any]], rates: list[int]) -> None:
-    """Throughput over the bare proxy's and, with ``direct`` measured, added latency."""
-    bare_rps = figures[REFERENCE]["rps_c32"]
-    direct = figures.get("direct")
-    for fig in figures.values():
-        fig["throughput_vs_bare_proxy"] = round(fig["rps_c32"] / bare_rps, 3)
-        if direct is None:
-            continue
-        for rate in rates:
-            ours = fig.get(f"latency_ms_at_{rate}", {})
-            theirs = direct.get(f"latency_ms_at_{rate}", {})
-            added = {
-                p: round(ours[p] - theirs[p], 3)
-                for p in ("p50", "p99")
-                if p in ours and p in theirs
-            }
-            if added:
-                fig[f"added_ms_at_{rate}"] = added
-        if "p50" in fig.get(f"added_ms_at_{rates[0]}", {}):
-            fig[f"added_p50_ms_at_{rates[0]}"] = fig[f"added_ms_at_{rates[0]}"]["p50"]
 
 
 def start_upstreams(bench: Bench) -> dict[str, tuple[int, Proc]]:
@@ -263,6 +247,7 @@ def start_gateway(bench: Bench, mode: GatewayMode, upstream_port: int, label: st
     if mode.feature_cache:
         feast, feast_url = bench_prepare.start_feast(bench.repo(), bench.workdir,
                                                      lambda p: bench.start(p, 90))  # fmt: skip
+        bench_prepare.warm_feast(feast_url, bench.v1)
     unreachable = f"http://127.0.0.1:{free_port()}" if mode.fallback_only else None
     config = bench.workdir / f"{label}.yaml"
     config.write_text(
@@ -326,16 +311,20 @@ def on_core(core: int) -> Iterator[None]:
 
 
 def run_soak(bench: Bench, settings: soak.SoakSettings, upstream_port: int) -> dict[str, Any]:
-    """The soak against a fresh gateway (v2 passthrough, 10% sampling), load on the load core."""
+    """The soak against a fresh gateway (v2 passthrough, 10% sampling), load on the load core;
+    RSS is the gateway's whole process tree's."""
     target = start_gateway(bench, SOAK_MODE, upstream_port, f"soak-{settings.upstream}")
     assert target.measured is not None
+    pid = target.measured.pid
     try:
         before = bench_prepare.scrape(target.base)
         with on_core(LOAD_CORE):
             result = asyncio.run(
-                soak.drive(target.base, bench.v2, settings, target.measured.rss_bytes)
+                soak.drive(target.base, bench.v2, settings, lambda: bench_tree.tree(pid).rss_bytes)
             )
-        result["peak_rss_mb"] = round(target.measured.peak_rss_bytes() / 2**20, 1)
+        tree = bench_tree.tree(pid)
+        result["peak_rss_mb"] = round(tree.peak_rss_bytes / 2**20, 1)
+        result["processes"] = tree.processes
         # Why answers failed, in the gateway's words (warm-up included).
         result["gateway_outcomes"] = outcome_counts(before, bench_prepare.scrape(target.base))
     finally:
@@ -343,15 +332,32 @@ def run_soak(bench: Bench, settings: soak.SoakSettings, upstream_port: int) -> d
     return result
 
 
+def run_live(bench: Bench, args: argparse.Namespace, upstream_port: int) -> dict[str, Any]:
+    """The live-lookup mode: a real Feast, two gateways (coalescing on and off) in turns."""
+    first = len(bench.procs)
+    try:
+        feast = bench_prepare.start_feast(bench.repo(), bench.workdir,
+                                          lambda p: bench.start(p, 90))  # fmt: skip
+        bench_prepare.warm_feast(feast[1], bench.v1)
+        return bench_live.run(lambda p: bench.start(p), feast, bench.workdir, bench.v1,
+                              (args.live_upstream, upstream_port), args.rounds, args.seconds,
+                              (SERVER_CORE, LOAD_CORE))  # fmt: skip
+    finally:
+        bench.stop_from(first)
+
+
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     ensure_tools()
     bench = new_bench()
     modes = selected_modes(args.modes)
+    per_upstream = [m for m in modes if m != LIVE_MODE]
     env_note = "tracing: spans created and sampled; exporter none (export cost excluded)"
     report: dict[str, Any] = {
         "settings": {"seconds": args.seconds, "rounds": args.rounds,
                      "latency_seconds": args.latency_seconds,
-                     "rates": args.rates, "modes": modes, "upstreams": args.upstreams},
+                     "latency_rounds": args.latency_rounds, "rates": args.rates,
+                     "modes": modes, "upstreams": args.upstreams,
+                     "max_failed_percent": args.max_failed_percent},
         "modes": {m.name: m.what for m in GATEWAY_MODES.values() if m.name in modes},
         "upstreams": {},
         "notes": [env_note, "gateway modes other than v2-sampled-100 run at 10% sampling"],
@@ -362,26 +368,19 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             upstream_port, upstream_proc = upstreams[upstream_name]
             first = len(bench.procs)
             targets = [start_target(bench, name, upstream_name, upstream_port, upstream_proc)
-                       for name in modes]  # fmt: skip
+                       for name in per_upstream]  # fmt: skip
             _wait_ports(targets)
-            before = {t.name: bench_prepare.scrape(t.base) if t.mode else {} for t in targets}
-            rounds = throughput_rounds(targets, args, bench.workdir)
-            figures = {
-                t.name: measure(t, args, bench.workdir, rounds[t.name], before[t.name])
-                for t in targets
-            }
-            add_comparisons(figures, args.rates)
-            report["upstreams"][upstream_name] = figures
-            for proc in bench.procs[first:]:  # this upstream's proxies, gateways and Feast
-                proc.stop()
+            report["upstreams"][upstream_name] = measure_upstream(bench, targets, args)
+            bench.stop_from(first)  # this upstream's proxies, gateways and Feast
+        if LIVE_MODE in modes:
+            report["live_lookups"] = run_live(bench, args, upstreams[args.live_upstream][0])
         # In process, no upstream: what the data-quality monitors add to a request.
         report["data_quality_monitors"] = quality_cost.measure(rounds=3)
         if args.soak_seconds > 0:
             settings = soak.settings_from(args)
             report["soak"] = run_soak(bench, settings, upstreams[settings.upstream][0])
     finally:
-        for proc in reversed(bench.procs):
-            proc.stop()
+        bench.stop_from(0)
     return report
 
 
@@ -398,48 +397,6 @@ def _wait_ports(targets: list[Target], timeout: float = 20) -> None:
             time.sleep(0.05)
 
 
-def report_upstreams(report: dict[str, Any]) -> tuple[str, ...]:
-    """The upstreams the report has figures for (the soak's when it has nothing else)."""
-    names = tuple(report.get("upstreams", {}))
-    if not names and report.get("soak"):
-        names = (report["soak"]["upstream"],)
-    return names
-
-
-def markdown(report: dict[str, Any], rate: int, title: str = "Benchmark") -> str:
-    upstreams = report_upstreams(report)
-    lines = [f"# {title} {report['when']}", "", f"Machine: {report['machine']}", ""]
-    rows = bench_targets.evaluate(report, upstreams)
-    if title != "Benchmark":  # a partial run (the soak alone): only what it measured
-        rows = [r for r in rows if any(v.measured for v in r.by_upstream.values())]
-    lines += bench_targets.markdown(rows, upstreams)
-    for upstream, figures in report["upstreams"].items():
-        lines += [f"## Upstream: {upstream}", "",
-                  f"| target | req/s c32 | req/s c64 | x bare proxy | CPU s / 1k req | p50 ms @{rate} | p99 ms @{rate} | peak RSS MB |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for name, f in figures.items():
-            lat = f.get(f"latency_ms_at_{rate}", {})
-            lines.append(f"| {name} | {f['rps_c32']} | {f['rps_c64']} | {f['throughput_vs_bare_proxy']} | "
-                         f"{f.get('cpu_seconds_per_1000', '')} | {lat.get('p50', '')} | {lat.get('p99', '')} | "
-                         f"{f.get('peak_rss_mb', '')} |")  # fmt: skip
-        checked = [(n, f["checks"]) for n, f in figures.items() if "checks" in f]
-        if checked:
-            lines += ["", "Provenance checked over each gateway mode's whole measurement:", ""]
-            lines += [f"- {n}: {check_summary(GATEWAY_MODES[n], c)}" for n, c in checked]
-        lines.append("")
-    if report.get("modes"):
-        lines += ["## Gateway modes", ""]
-        lines += [f"- {name}: {what}" for name, what in report["modes"].items()]
-        lines.append("")
-    if report.get("data_quality_monitors"):
-        lines += quality_cost.markdown(report["data_quality_monitors"])
-    if report.get("soak"):
-        lines += soak.markdown(report["soak"])
-    if report.get("notes"):
-        lines += ["## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
-    return "\n".join(lines) + "\n"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="wrk run length (default 5)")
     parser.add_argument(
@@ -450,7 +407,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " (default 3)",
     )
     parser.add_argument(
-        "--latency-seconds", type=float, default=10.0, help="open-loop run length per rate"
+        "--latency-seconds",
+        type=float,
+        default=10.0,
+        help="open-loop time per target and rate, over all its rounds (default 10)",
+    )
+    parser.add_argument(
+        "--latency-rounds",
+        type=int,
+        default=5,
+        help="open-loop runs per target and rate, every target (direct too) taking turns"
+        " (default 5)",
     )
     parser.add_argument(
         "--rates", type=int, nargs="+", default=[500, 1000, 2000], help="open-loop rates"
@@ -460,6 +427,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstreams", nargs="+", choices=UPSTREAMS, default=list(UPSTREAMS),
                         metavar="UPSTREAM",
                         help="static-nginx and/or model-server (default: both)")  # fmt: skip
+    parser.add_argument("--live-upstream", choices=UPSTREAMS, default="static-nginx",
+                        help=f"the upstream of {LIVE_MODE} (default static-nginx)")  # fmt: skip
+    parser.add_argument(
+        "--max-failed-percent",
+        type=float,
+        default=MAX_FAILED_PERCENT,
+        metavar="P",
+        help="a figure counts only if at most P%% of its measurement's requests failed at the"
+        f" client (default {MAX_FAILED_PERCENT:g})",
+    )
+    parser.add_argument("--render", type=Path, metavar="FILE.json",
+                        help="only re-render FILE.json's Markdown (beside it) from the JSON")  # fmt: skip
     soak.add_arguments(parser, "soak-", 300.0)
 
 
@@ -467,32 +446,21 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     soak.add_arguments(parser, "", 300.0)
 
 
-def _stamp(report: dict[str, Any]) -> None:
-    report["when"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report["machine"] = (
-        f"{platform.machine()}, {platform.processor() or 'cpu'}, {_cpus()} cores, Python {platform.python_version()}"
-    )
-    report["targets"] = bench_targets.as_json(
-        bench_targets.evaluate(report, report_upstreams(report))
-    )
-
-
-def _write(report: dict[str, Any], name: str, text: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / f"{name}.md").write_text(text)
-    print(text)
-
-
 def main(args: argparse.Namespace) -> int:
+    if args.render is not None:
+        print(bench_render.render(args.render), end="")
+        return 0
+    if args.latency_rounds < 1 or args.rounds < 1:
+        raise SystemExit("loadtest bench: --rounds and --latency-rounds must be at least 1")
     report = run_bench(args)
-    _stamp(report)
-    _write(report, "bench-latest", markdown(report, args.rates[0]))
+    bench_render.stamp(report, "bench")
+    print(bench_render.save_bench(report), end="")
     return 0
 
 
 def soak_main(args: argparse.Namespace) -> int:
-    """``python -m loadtest soak``: the soak alone, reported in ``soak-latest.{json,md}``."""
+    """``python -m loadtest soak``: the soak alone, reported in ``soak-latest.{json,md}``
+    (and put into ``bench-latest``: one current soak verdict)."""
     if args.soak_seconds <= 0:
         raise SystemExit("loadtest soak: --seconds must be positive")
     ensure_tools()
@@ -505,10 +473,9 @@ def soak_main(args: argparse.Namespace) -> int:
             "soak": run_soak(bench, settings, upstreams[settings.upstream][0]),
         }
     finally:
-        for proc in reversed(bench.procs):
-            proc.stop()
-    _stamp(report)
-    _write(report, "soak-latest", markdown(report, 0, title="Soak"))
+        bench.stop_from(0)
+    bench_render.stamp(report, "soak")
+    print(bench_render.save_soak(report), end="")
     return 0
 
 

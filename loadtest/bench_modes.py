@@ -81,12 +81,16 @@ GATEWAY_MODES: Final = {
         ),
     )
 }
-MODES: Final = (*BASELINES, *GATEWAY_MODES)
+# v1 with live Feast lookups, coalescing on and off (loadtest/bench_live.py): measured once,
+# not per upstream, and compared with itself rather than with the bare proxy.
+LIVE_MODE: Final = "gateway-v1-live"
+MODES: Final = (*BASELINES, *GATEWAY_MODES, LIVE_MODE)
 
 
 def selected_modes(requested: Iterable[str] | None) -> list[str]:
-    """The modes to run in report order; the bare proxy is always in (the ratios' reference)."""
-    wanted = set(MODES if requested is None else requested) | {REFERENCE}
+    """The modes to run in report order; the bare proxy (the ratios' reference) and direct
+    (the added latency's, measured in the same rounds) are always in."""
+    wanted = set(MODES if requested is None else requested) | {REFERENCE, "direct"}
     unknown = wanted - set(MODES)
     if unknown:
         raise ValueError(f"unknown modes: {', '.join(sorted(unknown))}")
@@ -123,7 +127,8 @@ def gateway_config(
         lines += [
             "feature_store:",
             f"  url: '{feast_url}'",
-            f"  breaker: {{fail_max: 3, reset_timeout_seconds: {NEVER_RESET_SECONDS}}}",
+            f"  breaker: {{fail_max: 3, reset_timeout_seconds: {NEVER_RESET_SECONDS}, "
+            f"max_reset_timeout_seconds: {NEVER_RESET_SECONDS}}}",
         ]
     lines += [
         "models:",
@@ -192,7 +197,10 @@ def provenance_check(
         "answers_by_rung": {
             rung: _delta(before, after, "gateway_served_by_total", rung=rung)
             for rung in ("primary", "canary", "fallback", "default", "none")
-        }
+        },
+        # Why answers failed, in the gateway's words (failures are counted at the client:
+        # ``rung="none"`` only counts models with lower rungs).
+        "gateway_outcomes": outcome_counts(before, after),
     }
     problems = []
     by_rung = figures["answers_by_rung"]
@@ -240,13 +248,15 @@ def record_problems(mode: GatewayMode, records: Sequence[Record]) -> list[str]:
 
 
 def check_summary(mode: GatewayMode, figures: dict[str, Any]) -> str:
-    """One line of the report saying what the provenance check saw."""
+    """One line of the report saying what the provenance check saw (failures are the
+    client's figures, reported beside it: the gateway cannot count what never reached a
+    rung)."""
     by_rung = figures.get("answers_by_rung", {})
     others = sum(n for r, n in by_rung.items() if r not in (mode.rung, "none"))
-    text = (
-        f"{by_rung.get(mode.rung, 0)} answers by the {mode.rung} rung, {others} by others, "
-        f"{by_rung.get('none', 0)} failed"
-    )
+    text = f"{by_rung.get(mode.rung, 0)} answers by the {mode.rung} rung, {others} by others"
+    outcomes = figures.get("gateway_outcomes")
+    if outcomes:
+        text += "; gateway outcomes: " + ", ".join(f"{o} {n}" for o, n in outcomes.items())
     if "feature_values" in figures:
         values = figures["feature_values"]
         text += (

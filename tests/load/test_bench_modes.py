@@ -8,7 +8,7 @@ import pytest
 
 from gateway.settings.loader import parse_config
 from gateway.settings.schema import GatewaySettings
-from loadtest.bench import add_comparisons, markdown
+from loadtest.bench_figures import add_comparisons
 from loadtest.bench_modes import (
     GATEWAY_MODES,
     NEVER_RESET_SECONDS,
@@ -22,6 +22,7 @@ from loadtest.bench_modes import (
     selected_modes,
     total,
 )
+from loadtest.bench_render import markdown
 from loadtest.generator import Record
 
 UPSTREAM = "http://127.0.0.1:9001"
@@ -86,14 +87,11 @@ def test_modes_that_need_a_url_refuse_without_it() -> None:
         gateway_config(GATEWAY_MODES["gateway-fallback"], UPSTREAM)
 
 
-def test_the_bare_proxy_is_always_selected_in_report_order() -> None:
-    assert selected_modes(["gateway-fallback", "direct"]) == [
-        "direct",
-        REFERENCE,
-        "gateway-fallback",
-    ]
+def test_the_bare_proxy_and_direct_are_always_selected_in_report_order() -> None:
+    # Direct is every added latency's reference, measured in the same rounds.
+    assert selected_modes(["gateway-fallback"]) == ["direct", REFERENCE, "gateway-fallback"]
     assert selected_modes(None)[:3] == ["direct", "nginx-proxy", REFERENCE]
-    assert len(selected_modes(None)) == 8
+    assert len(selected_modes(None)) == 9 and selected_modes(None)[-1] == "gateway-v1-live"
     with pytest.raises(ValueError, match="nope"):
         selected_modes(["nope"])
 
@@ -148,9 +146,8 @@ def test_fallback_check_needs_every_answer_from_the_fallback() -> None:
     )
     figures, problems = provenance_check(mode, before, failed, 1000)
     assert problems == [] and figures["answers_by_rung"]["none"] == 7
-    assert check_summary(mode, figures) == (
-        "1002 answers by the fallback rung, 0 by others, 7 failed"
-    )
+    # Failures are the client's figures: the summary no longer reads rung="none" as them.
+    assert check_summary(mode, figures) == "1002 answers by the fallback rung, 0 by others"
     _, problems = provenance_check(mode, before, parse_metrics(_metrics(0, 900)), 1000)
     assert any("fewer than the 1000" in p for p in problems)
 
@@ -203,32 +200,51 @@ def test_ratios_are_to_the_bare_proxy_and_latency_is_added_over_direct() -> None
         "direct": _figures(9000, 1.0, 3.0),
         REFERENCE: _figures(4000, 1.5, 5.0),
         "gateway-fallback": _figures(5000, 1.2, 4.5),
+        "gateway-v2-sampled-10": _figures(3000, 0.9, 2.0),
     }
     add_comparisons(figures, [500])
     assert figures["gateway-fallback"]["throughput_vs_bare_proxy"] == 1.25
     assert figures[REFERENCE]["throughput_vs_bare_proxy"] == 1.0
     assert figures["gateway-fallback"]["added_ms_at_500"] == {"p50": 0.2, "p99": 1.5}
-    assert figures["gateway-fallback"]["added_p50_ms_at_500"] == 0.2
+    # Negative added latency is kept as measured (the verdict calls it noise).
+    assert figures["gateway-v2-sampled-10"]["added_ms_at_500"] == {"p50": -0.1, "p99": -1.0}
+    assert "added_ms_at_500" not in figures["direct"]
     without_direct = {REFERENCE: _figures(4000, 1.5, 5.0), "x": _figures(2000, 2.0, 6.0)}
     add_comparisons(without_direct, [500])
     assert without_direct["x"]["throughput_vs_bare_proxy"] == 0.5
     assert "added_ms_at_500" not in without_direct["x"]
 
 
+def _failures(failed: int = 0, requests: int = 1000) -> dict[str, object]:
+    counts = {
+        "requests": requests,
+        "failed": failed,
+        "kinds": {"non_2xx": failed} if failed else {},
+    }
+    return {"wrk_c32": counts, "at_500": counts, "total": counts}
+
+
 def test_the_report_has_the_new_rows_their_checks_and_the_soak() -> None:
     fallback = {**_figures(5000, 1.2, 4.5), "rps_c64": 4900, "throughput_vs_bare_proxy": 1.25,
+                "client_failures": _failures(12, 12000), "processes": 1, "rss_mb": 100.0,
+                "peak_rss_mb": 101.0,
                 "checks": {"answers_by_rung": {"primary": 0, "fallback": 12000}}}  # fmt: skip
-    bare = {**_figures(4000, 1.5, 5.0), "rps_c64": 3900, "throughput_vs_bare_proxy": 1.0}
+    bare = {**_figures(4000, 1.5, 5.0), "rps_c64": 3900, "throughput_vs_bare_proxy": 1.0,
+            "client_failures": _failures()}  # fmt: skip
     soak = {"upstream": "static-nginx", "rate": 1000, "seconds": 300, "warmup_seconds": 10,
             "requests": 300000, "achieved_rate": 998.0, "errors": 0, "warmup_errors": 0,
-            "latency_ms": {"p50": 1.1, "p99": 4.0}, "peak_rss_mb": 120.0,
+            "latency_ms": {"p50": 1.1, "p99": 4.0}, "peak_rss_mb": 120.0, "when": "now",
             "rss": {"start_mb": 100.0, "end_mb": 101.0, "max_mb": 102.0,
                     "growth_percent": 1.0, "max_growth_percent": 2.0}}  # fmt: skip
-    report = {"when": "now", "machine": "m", "soak": soak,
+    report = {"when": "now", "machine": "m", "soak": soak, "settings": {"rates": [500]},
               "upstreams": {"static-nginx": {REFERENCE: bare,
                                              "gateway-fallback": fallback}}}  # fmt: skip
-    text = markdown(report, 500)
-    assert "| gateway-fallback | 5000 | 4900 | 1.25 |" in text
-    assert "- gateway-fallback: 12000 answers by the fallback rung, 0 by others, 0 failed" in text
+    text = markdown(report)
+    assert (
+        "| gateway-fallback | 5000 | 4900 | 1.25 |  | 1.2 | 4.5 | 12 of 12000 (0.10%) | 1 " in text
+    )
+    assert "- gateway-fallback: 12000 answers by the fallback rung, 0 by others" in text
     assert "## Targets" in text and "| >= 1x | 1.25x met |" in text
+    assert "| gateway-fallback client failures | <= 0.1% of requests | 12 of 12000 failed" in text
     assert "## Soak" in text and "| 300000 | 0 | 0 | 100.0 | 101.0 | 102.0 | 1.0 |" in text
+    assert "separate run" not in text  # the soak of this very run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.bench import markdown as bench_markdown
+from loadtest.bench_render import markdown as bench_markdown
 from loadtest.bench_targets import Verdict, evaluate, markdown, soak_verdict
 from loadtest.soak import rss_growth
 
@@ -66,14 +66,17 @@ def test_table_has_one_column_per_upstream() -> None:
     assert (
         "| gateway-fallback throughput / bare proxy | >= 1x | 1.02x met | not measured |" in lines
     )
-    assert len([line for line in lines if line.startswith("| gateway")]) == 8
+    # 8 goals, then one client-failure row per gateway mode measured (4 here).
+    assert len([line for line in lines if line.startswith("| gateway")]) == 12
 
 
 def test_a_soak_alone_reports_only_the_soak_target() -> None:
     soak = {**_soak(0.5), "rss": rss_growth([100 * 2**20, 100 * 2**20]), "warmup_seconds": 10.0, "requests": 300000, "achieved_rate": 999.0,
             "latency_ms": {"p50": 1.0, "p99": 5.0}}  # fmt: skip
     report = {"when": "now", "machine": "m", "upstreams": {}, "soak": soak}
-    text = bench_markdown(report, 0, title="Soak")
+    text = bench_markdown({**report, "kind": "soak"})
+    assert text.startswith("# Soak now")
     assert "| soak RSS growth" in text
     assert "throughput / bare proxy" not in text
-    assert "throughput / bare proxy" in bench_markdown(report, 0)  # the full bench: all rows
+    full = bench_markdown({**report, "kind": "bench"})  # the full bench: all rows
+    assert "throughput / bare proxy" in full and full.startswith("# Benchmark now")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,13 +49,46 @@ def test_several_bodies_are_formatted_once_and_rotated() -> None:
         wrk.script([])
 
 
-def test_wrk_report_is_read_with_its_errors() -> None:
+def test_wrk_report_is_read_with_every_kind_of_error() -> None:
     result = wrk.parse(WRK_OUTPUT)
-    assert result == wrk.WrkResult(1489.52, 2980, 4, 3)
-    clean = wrk.parse(WRK_OUTPUT.replace("  Non-2xx or 3xx responses: 4\n", ""))
-    assert clean.non_2xx == 0
+    assert result == wrk.WrkResult(1489.52, 2980, 4, connect=0, read=2, write=0, timeout=1,
+                                   seconds=2.0)  # fmt: skip
+    assert result.socket_errors == 3 and result.failures == 7
+    clean = wrk.parse(
+        WRK_OUTPUT.replace("  Non-2xx or 3xx responses: 4\n", "").replace(
+            "  Socket errors: connect 0, read 2, write 0, timeout 1\n", ""
+        )
+    )
+    assert clean.non_2xx == 0 and clean.socket_errors == 0 and clean.failures == 0
     with pytest.raises(RuntimeError):
         wrk.parse("wrk: connection refused")
+
+
+def test_throughput_counts_successful_answers_only() -> None:
+    # wrk's Requests/sec counts error answers: a gateway answering 503 fast is not fast.
+    result = wrk.parse(WRK_OUTPUT)
+    assert result.ok == 2976 and result.ok_per_second == 1488.0
+    failing = wrk.WrkResult(10000.0, 20000, 19000, seconds=2.0)
+    assert failing.ok_per_second == 500.0
+    assert wrk.WrkResult(100.0, 200, 50).ok_per_second == 75.0  # no duration: wrk's rate
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("2.00s", 2.0), ("500.10ms", 0.5001),
+                                                ("1.00m", 60.0)])  # fmt: skip
+def test_the_runs_length_is_read_in_its_unit(text: str, seconds: float) -> None:
+    result = wrk.parse(WRK_OUTPUT.replace("in 2.00s", f"in {text}"))
+    assert result.seconds == pytest.approx(seconds)
+
+
+def test_a_run_with_error_answers_is_counted_not_raised(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Done:
+        stdout, stderr, returncode = WRK_OUTPUT, "", 0
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: Done())
+    result = wrk.run("http://x/p", [("/p", b"{}")], 32, 1, tmp_path / "s.lua", None)
+    assert result.non_2xx == 4 and result.timeout == 1
 
 
 @pytest.fixture
@@ -85,3 +119,25 @@ def test_real_wrk_sends_each_body_in_turn(
     # One connection: the server sees the bodies in the script's order, over and over.
     first = requests.index(seen[0])
     assert seen[:6] == [requests[(first + i) % 3] for i in range(6)]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_real_wrk_counts_error_answers_and_a_refused_port(tmp_path: Path) -> None:
+    seen = 0
+
+    async def every_other_fails(request: web.Request) -> web.Response:
+        nonlocal seen
+        await request.read()
+        seen += 1
+        return web.json_response({}, status=503 if seen % 2 else 200)
+
+    app = web.Application()
+    app.router.add_post("/p", every_other_fails)
+    with serving_in_thread(app) as base:
+        result = wrk.run(base + "/p", [("/p", b"{}")], 2, 1, tmp_path / "post.lua", None)
+    assert result.requests > 10 and abs(result.non_2xx - result.requests / 2) <= 1
+    assert result.ok_per_second < result.requests_per_second * 0.6
+    # Nothing listening: wrk does not start, and the run is an error, never a figure.
+    with pytest.raises(RuntimeError, match="unable to connect"):
+        wrk.run("http://127.0.0.1:9/p", [("/p", b"{}")], 2, 1, tmp_path / "post.lua", None)
