@@ -99,6 +99,10 @@ async def answer(upstream: Upstream, body: bytes, headers: Mapping[str, str], s:
     return ANSWER
 
 
+async def shadow_answer(upstream: Upstream, body: bytes) -> bytes:
+    return ANSWER
+
+
 def service(enabled: bool, store: Store, folder: Path) -> PredictionService:
     config = parse_config(config_text(enabled), folder / "gateway.yaml")
     metrics = GatewayMetrics()
@@ -118,7 +122,7 @@ def service(enabled: bool, store: Store, folder: Path) -> PredictionService:
             wall_clock=time.time,
             timer=time.monotonic,
         ),
-        shadows=ShadowDispatcher(answer),
+        shadows=ShadowDispatcher(shadow_answer),
         probe=lambda upstream, seconds: asyncio.sleep(0, True),
         metrics=metrics,
         tracer=tracer,
