@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -87,7 +87,7 @@ async def _one(
 
 async def run(
     base_url: str,
-    payloads: Sequence[Payload],
+    payloads: Sequence[Payload] | Iterator[Payload],
     rate: float,
     duration: float,
     *,
@@ -99,7 +99,9 @@ async def run(
 ) -> list[Record]:
     """Send ``rate`` req/s for ``duration`` s, cycling through ``payloads``.
 
-    ``offset`` shifts every record's ``intended`` time (phases of a scenario share one
+    A sequence is cycled from its first payload on every call; an iterator (endless, e.g.
+    ``payloads.zipf_payloads``) is drawn from where the previous call left it, so the
+    phases of a scenario continue one sequence. ``offset`` shifts every record's ``intended`` time (phases of a scenario share one
     timeline). Returns one record per scheduled request, in schedule order.
     """
     own_session = session is None
@@ -115,7 +117,7 @@ async def run(
 
     try:
         start = clock()
-        cycle = itertools.cycle(payloads)
+        cycle = payloads if isinstance(payloads, Iterator) else itertools.cycle(payloads)
         for due in due_times(rate, duration):
             payload = next(cycle)
             wait = start + due - clock()

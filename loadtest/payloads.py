@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict, cast
@@ -79,3 +82,38 @@ def v2_payloads(rows: list[Row], card: ModelCard, model: str = "fraud") -> list[
             )
         )
     return out
+
+
+def zipf_draws(keys: Sequence[str], s: float = 1.1, seed: int = 0) -> Iterator[int]:
+    """Endless indices into ``keys`` drawn with a long tail: the distinct keys (customers)
+    are ranked in an order ``seed`` shuffles, rank ``k`` is drawn with probability
+    proportional to ``1 / k**s``, then one of that key's indices uniformly. The same
+    ``keys``, ``s`` and ``seed`` give the same sequence."""
+    groups: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    if not groups:
+        raise ValueError("zipf_draws needs at least one key")
+    rng = random.Random(seed)
+    ranked = list(groups.values())
+    rng.shuffle(ranked)  # who is popular is the seed's choice, not the file's order
+    cumulative = list(itertools.accumulate(k**-s for k in range(1, len(ranked) + 1)))
+    while True:
+        indices = rng.choices(ranked, cum_weights=cumulative)[0]
+        yield indices[rng.randrange(len(indices))]
+
+
+def zipf_payloads(
+    rows: Sequence[Row],
+    payloads: Sequence[Payload],
+    s: float = 1.1,
+    seed: int = 0,
+    key: str = "customer_id",
+) -> Iterator[Payload]:
+    """Endless requests from ``payloads`` (``payloads[i]`` is ``rows[i]``'s body) with the
+    customers (``instance[key]``) ranked by a Zipf law: a few frequent customers and a long
+    tail of rare ones, as ``zipf_draws``. One iterator is one continuing sequence."""
+    if len(rows) != len(payloads):
+        raise ValueError(f"{len(rows)} rows but {len(payloads)} payloads")
+    for index in zipf_draws([str(row["instance"][key]) for row in rows], s, seed):
+        yield payloads[index]

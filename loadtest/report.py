@@ -180,6 +180,10 @@ def phase_figures(scenario: Scenario, records: list[Record]) -> dict[str, Any]:
             "served_by": dict(Counter(r.served_by for r in ok)),
             "variant": dict(Counter(r.variant for r in ok)),
             "feature_source": dict(Counter(r.feature_source for r in ok)),
+            # Of the answered requests (200): what a store outage costs, beside the AUC.
+            "feature_source_share": {
+                k: round(v / len(ok), 4) for k, v in Counter(r.feature_source for r in ok).items()
+            },
             "auc_of_received_scores": auc(
                 [r.label for r in scored], [r.score or 0.0 for r in scored]
             ),
@@ -277,7 +281,35 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [("- PASS " if v["ok"] else "- FAIL ") + v["text"] for v in doc["verdicts"]]
     lines += breaker_markdown(doc)
     lines += quality_markdown(doc)
+    lines += feature_source_markdown(doc)
     return "\n".join(lines) + "\n"
+
+
+FEATURE_SOURCES = ("live", "cache", "defaults")
+
+
+def feature_source_markdown(doc: dict[str, Any]) -> list[str]:
+    """Per phase, the shares of the answered requests (200) whose features came live, from
+    the last-known-good cache or from the card's defaults (any other source, such as
+    ``none``, is the rest), beside the AUC of the scores received; to a tenth of a percent,
+    where the main table rounds its mix to whole ones. Nothing for a run whose features
+    never came from a store."""
+    phases = doc["phases"]
+    if not any(set(f["feature_source"]) & set(FEATURE_SOURCES) for f in phases.values()):
+        return []
+    lines = ["", "## Feature sources", "", "| phase | answers | live | cache | defaults | AUC |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, f in phases.items():
+        counts = f["feature_source"]
+        total = sum(counts.values())
+        shares = " | ".join(
+            f"{counts.get(s, 0) / total:.1%}" if total else "-" for s in FEATURE_SOURCES
+        )
+        auc_value = f["auc_of_received_scores"]
+        lines.append(
+            f"| {name} | {total} | {shares} | {'' if auc_value is None else round(auc_value, 4)} |"
+        )
+    return lines
 
 
 def quality_markdown(doc: dict[str, Any]) -> list[str]:

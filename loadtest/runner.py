@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from gateway.contracts.card import load_card
 from loadtest import generator
 from loadtest.breaker_timeline import TOKEN_VARIABLE, BreakerSample, poll_breakers
 from loadtest.generator import Record
-from loadtest.payloads import Payload, load_rows, v1_payloads, v2_payloads
+from loadtest.payloads import Payload, load_rows, v1_payloads, v2_payloads, zipf_payloads
 from loadtest.processes import ROOT, Proc, free_port, gateway_command
 from loadtest.quality_watch import QualitySample, poll_quality
 from loadtest.scenario import PROXY_ACTIONS, Fault, Scenario
@@ -160,6 +161,8 @@ def apply_fault(stack: Stack, fault: Fault) -> None:
         if proc.process:
             proc.process.wait()
         proc.start(90)
+        if fault.target == "feast":
+            warm_feast(stack.urls["feast"])  # as at the start: a cold Feast is slow
     elif fault.action == "fault":
         body = orjson.dumps({"mode": fault.mode, "delay_ms": fault.delay_ms, "rate": fault.rate})
         request = urllib.request.Request(f"{stack.urls[fault.target or '']}/_debug/fault", data=body,
@@ -179,11 +182,17 @@ def apply_fault(stack: Stack, fault: Fault) -> None:
         raise ValueError(f"cannot apply {fault.action} to {fault.target!r}")
 
 
-def payloads_for(scenario: Scenario) -> list[Payload]:
-    rows = load_rows(limit=scenario.load.rows)
-    if scenario.load.api == "v2":
-        return v2_payloads(rows, load_card(MODELS / "fraud-v1"))
-    return v1_payloads(rows, with_features=scenario.load.with_features)
+def payloads_for(scenario: Scenario) -> list[Payload] | Iterator[Payload]:
+    """The first ``rows`` held-out rows (cycled by each phase), or with ``order: zipf`` one
+    endless long-tailed draw from every held-out row that the phases continue."""
+    load = scenario.load
+    zipf = load.order == "zipf"
+    rows = load_rows(limit=None if zipf else load.rows)
+    if load.api == "v2":
+        payloads = v2_payloads(rows, load_card(MODELS / "fraud-v1"))
+    else:
+        payloads = v1_payloads(rows, with_features=load.with_features)
+    return zipf_payloads(rows, payloads, load.zipf_s, load.seed) if zipf else payloads
 
 
 @dataclass

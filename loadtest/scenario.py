@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Strict(BaseModel):
@@ -40,13 +41,42 @@ class Phase(_Strict):
     rate: float = Field(gt=0)
 
 
+Order = Literal["cycle", "zipf"]
+
+
 class LoadSpec(_Strict):
     api: Literal["v1", "v2"] = "v1"
     # v1 only: send the store's features in the body too (for stacks without Feast).
     with_features: bool = False
+    # How requests draw held-out rows. cycle: the first ``rows`` rows in file order, each
+    # phase starting again at the first row. zipf: customers of the whole held-out file
+    # ranked by a Zipf law with exponent ``zipf_s`` (the ranking and the draws fixed by
+    # ``seed``), one sequence continuing across phases: a long tail of rare customers.
+    order: Order = "cycle"
     # Held-out rows cycled through; fewer rows means customers repeat (warm caches).
     rows: int = Field(default=2000, ge=1, le=5000)
+    # Beyond 10 the first-ranked customer gets over 99.9 % of the traffic: a typo, not a tail.
+    zipf_s: float = Field(default=1.1, gt=0, le=10, allow_inf_nan=False, strict=True)
+    seed: int = Field(default=0, ge=0, strict=True)
     phases: tuple[Phase, ...] = Field(min_length=1)
+
+    # These run only on keys the file sets, after ``order`` (declared before them): a key
+    # that means nothing for the chosen order is refused rather than silently ignored.
+    @field_validator("rows")
+    @classmethod
+    def _rows_cycle_only(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("order") == "zipf":
+            raise PydanticCustomError(
+                "order", "only for order: cycle (order: zipf draws from every held-out row)"
+            )
+        return value
+
+    @field_validator("zipf_s", "seed")
+    @classmethod
+    def _zipf_only(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("order", "zipf") != "zipf":  # absent: ``order`` itself was refused
+            raise PydanticCustomError("order", "only for order: zipf (this load has order: cycle)")
+        return value
 
 
 Action = Literal["kill", "stop", "cont", "restart", "fault", "set-weight", "corrupt", "heal"]
