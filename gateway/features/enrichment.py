@@ -176,7 +176,7 @@ class Enricher:
             if self.coalescer is None:
                 with self.breaker.calling():
                     return await self._call_store(plan, entity_ids, parent, within), "ok"
-            if self.breaker.state == "open":  # do not join a batch that will be refused
+            if not self.breaker.allows_call():  # do not join a batch that will be refused
                 raise CircuitOpen(self.breaker.name, self.breaker.retry_in())
             return await self.coalescer.lookup(plan, entity_ids, parent, within), "ok"
         except CircuitOpen as exc:
