@@ -104,6 +104,34 @@ async def fetch_status(
         return None
 
 
+async def poll_status(
+    base_url: str,
+    token: str,
+    stop: asyncio.Event,
+    handle: Callable[[object | None, float], None],
+    *,
+    start: float,
+    interval: float,
+    request_timeout: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
+    """Read ``/admin/status`` every ``interval`` s until ``stop`` is set; hand each document
+    (None: the poll failed) to ``handle`` with its time on ``clock`` minus ``start``."""
+    url = f"{base_url}/admin/status"
+    headers = {"authorization": f"Bearer {token}"}
+    limit = aiohttp.ClientTimeout(total=request_timeout)
+    # Its own session with one kept-alive connection: no new socket per poll.
+    connector = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        while not stop.is_set():
+            began = clock()
+            doc = await fetch_status(session, url, headers, limit)
+            handle(doc, clock() - start)
+            wait = max(0.0, interval - (clock() - began))
+            with contextlib.suppress(TimeoutError):  # the interval passed
+                await asyncio.wait_for(stop.wait(), wait)
+
+
 async def poll_breakers(
     base_url: str,
     token: str,
@@ -116,27 +144,19 @@ async def poll_breakers(
 ) -> list[BreakerSample]:
     """Poll ``/admin/status`` every ``interval`` s until ``stop`` is set; samples on
     ``clock`` minus ``start`` (the run's timeline, like the records and the faults)."""
-    url = f"{base_url}/admin/status"
-    headers = {"authorization": f"Bearer {token}"}
-    limit = aiohttp.ClientTimeout(total=request_timeout)
     samples: list[BreakerSample] = []
     seen: dict[str, None] = {}  # ordered: breakers of earlier polls, for unknown samples
-    # Its own session with one kept-alive connection: no new socket per poll.
-    connector = aiohttp.TCPConnector(limit=1)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        while not stop.is_set():
-            began = clock()
-            doc = await fetch_status(session, url, headers, limit)
-            t = clock() - start
-            found = samples_from_status(doc, t) if doc is not None else []
-            if found:
-                seen.update(dict.fromkeys(s.breaker for s in found))
-            else:
-                found = [BreakerSample(t, name, "unknown") for name in seen]
-            samples += found
-            wait = max(0.0, interval - (clock() - began))
-            with contextlib.suppress(TimeoutError):  # the interval passed
-                await asyncio.wait_for(stop.wait(), wait)
+
+    def handle(doc: object | None, t: float) -> None:
+        found = samples_from_status(doc, t) if doc is not None else []
+        if found:
+            seen.update(dict.fromkeys(s.breaker for s in found))
+        else:
+            found = [BreakerSample(t, name, "unknown") for name in seen]
+        samples.extend(found)
+
+    await poll_status(base_url, token, stop, handle, start=start, interval=interval,
+                      request_timeout=request_timeout, clock=clock)  # fmt: skip
     return samples
 
 

@@ -10,15 +10,12 @@ time to detect), the worst status per phase (false alarms), the highest PSI seen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import aiohttp
-
-from loadtest.breaker_timeline import fetch_status
+from loadtest.breaker_timeline import poll_status
 
 SCORE = "score"  # the served score's verdict, beside the inputs'
 LEVELS = {"ok": 0, "no_baseline": 0, "warning": 1, "critical": 2}
@@ -70,19 +67,15 @@ async def poll_quality(
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[QualitySample]:
     """Poll until ``stop`` is set; samples on ``clock`` minus ``start`` (the run's timeline)."""
-    url = f"{base_url}/admin/status"
-    headers = {"authorization": f"Bearer {token}"}
-    limit = aiohttp.ClientTimeout(total=request_timeout)
     samples: list[QualitySample] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
-        while not stop.is_set():
-            began = clock()
-            doc = await fetch_status(session, url, headers, limit)
-            sample = sample_from_status(doc, model, clock() - start) if doc is not None else None
-            if sample is not None:
-                samples.append(sample)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, interval - (clock() - began)))
+
+    def handle(doc: object | None, t: float) -> None:
+        sample = sample_from_status(doc, model, t) if doc is not None else None
+        if sample is not None:
+            samples.append(sample)
+
+    await poll_status(base_url, token, stop, handle, start=start, interval=interval,
+                      request_timeout=request_timeout, clock=clock)  # fmt: skip
     return samples
 
 

@@ -200,3 +200,29 @@ def test_card_auc_reads_the_shipped_fallback_card() -> None:
     value = card_auc("fraud-fallback")
     assert value is not None and 0.5 < value < 1.0
     assert card_auc("no-such-model") is None
+
+
+def test_the_poller_reads_the_gateways_status_until_stopped() -> None:
+    import asyncio
+
+    from aiohttp import web
+    from local_http import serving
+
+    from loadtest.quality_watch import poll_quality
+
+    async def status(request: web.Request) -> web.Response:
+        assert request.headers["authorization"] == "Bearer t0ken"
+        return web.json_response(status_doc("critical", 2.5, active=True))
+
+    async def scenario() -> list[QualitySample]:
+        app = web.Application()
+        app.router.add_get("/admin/status", status)
+        async with serving(app) as port:
+            stop = asyncio.Event()
+            asyncio.get_running_loop().call_later(0.25, stop.set)
+            return await poll_quality(f"http://127.0.0.1:{port}", "t0ken", "fraud", stop,
+                                      start=0.0, interval=0.05, clock=lambda: 1.0)  # fmt: skip
+
+    polled = asyncio.run(scenario())
+    assert 3 <= len(polled) <= 6
+    assert all(s.statuses["avg"] == "critical" and s.mitigation and s.t == 1.0 for s in polled)
