@@ -37,6 +37,8 @@ class PlannedFeature:
     max_age: float  # seconds; older values are stale
     default: Any  # the card's default in the field's JSON type; None: never defaulted
     read: Callable[[Any], Any]  # a store value in the field's JSON type, or None if it is not
+    # Seconds a value read from the store is served from memory without a call; None: off.
+    refresh_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,9 @@ class FeaturePlan:
     features: tuple[PlannedFeature, ...]
     refs: tuple[str, ...]  # unique, in card order: one store call fetches them all
     max_age: float  # the largest budget, the cache's eviction horizon
+    # Every feature has a refresh_after: an entity whose values were all read recently
+    # needs no store call (with one feature always fetched, every entity needs the call).
+    read_through: bool = False
 
 
 def compile_plan(
@@ -79,8 +84,13 @@ def compile_plan(
             problems.append((f"{where}.feature_refs.{spec.name}", "required: the card gives no feature_ref"))  # fmt: skip
             continue
         view = ref.split(":", 1)[0]
-        overrides = config.max_age_overrides
-        max_age = overrides.get(spec.name, overrides.get(ref, overrides.get(view)))
+        max_age = _most_specific(config.max_age_overrides, spec.name, ref, view)
+        if max_age is None:
+            max_age = config.max_age_seconds
+        refresh_after = _most_specific(config.refresh_after_seconds, spec.name, ref, view)
+        if refresh_after is not None and refresh_after > max_age:
+            key = next(k for k in (spec.name, ref, view) if k in config.refresh_after_seconds)
+            problems.append((f"{where}.refresh_after_seconds.{key}", f"{refresh_after:g} s is longer than the max age of {spec.name!r} ({max_age:g} s)"))  # fmt: skip
         allowed = config.on_missing == "defaults" and spec.name not in config.no_defaults
         read = field_reader(spec.kind)
         default = read(spec.default) if allowed and spec.default is not None else None
@@ -88,16 +98,30 @@ def compile_plan(
             PlannedFeature(
                 spec.name,
                 ref,
-                config.max_age_seconds if max_age is None else max_age,
+                max_age,
                 default,
                 read,
+                refresh_after,
             )
         )
     known = names | {f.ref for f in features} | {f.ref.split(":", 1)[0] for f in features}
-    for key in sorted(set(config.max_age_overrides) - known):
-        problems.append((f"{where}.max_age_overrides.{key}", "names no feature input, ref or view of the card"))  # fmt: skip
+    for section in ("max_age_overrides", "refresh_after_seconds"):
+        for key in sorted(set(getattr(config, section)) - known):
+            problems.append((f"{where}.{section}.{key}", "names no feature input, ref or view of the card"))  # fmt: skip
     if problems:
         raise PlanError(problems)
     assert entity_key is not None
     refs = tuple(dict.fromkeys(f.ref for f in features))
-    return FeaturePlan(model, entity_key, tuple(features), refs, max(f.max_age for f in features))
+    return FeaturePlan(
+        model,
+        entity_key,
+        tuple(features),
+        refs,
+        max(f.max_age for f in features),
+        read_through=all(f.refresh_after is not None for f in features),
+    )
+
+
+def _most_specific(by_key: dict[str, float], name: str, ref: str, view: str) -> float | None:
+    """The value for an input ``name``, else its feature ``ref``, else its ``view``."""
+    return by_key.get(name, by_key.get(ref, by_key.get(view)))

@@ -16,12 +16,16 @@ from typing import Any
 from cachetools import TTLCache
 
 CacheKey = tuple[str, str]  # (entity id, feature ref)
+NEVER_READ = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class CachedValue:
     value: Any
     event_time: float  # seconds since the epoch, from the store's event timestamp
+    # Wall-clock time of the store answer that last confirmed it; NEVER_READ for values
+    # that did not come from this process's store calls (a warm start's snapshot).
+    read_at: float = 0.0  # NEVER_READ
 
 
 class LastKnownGood:
@@ -32,11 +36,17 @@ class LastKnownGood:
             maxsize=max_entries, ttl=ttl_seconds, timer=clock
         )
 
-    def put(self, entity: str, ref: str, value: Any, event_time: float) -> None:
+    def put(
+        self, entity: str, ref: str, value: Any, event_time: float, read_at: float = NEVER_READ
+    ) -> None:
+        """Remember ``value``; ``read_at`` is when the store answered with it (if it did)."""
         previous = self._entries.get((entity, ref))
-        # A store replica lagging behind must not replace a newer value with an older one.
+        # A store replica lagging behind must not replace a newer value with an older one;
+        # the store did answer, though, so the newer value counts as confirmed at read_at.
         if previous is None or previous.event_time <= event_time:
-            self._entries[(entity, ref)] = CachedValue(value, event_time)
+            self._entries[(entity, ref)] = CachedValue(value, event_time, read_at)
+        elif read_at > previous.read_at:
+            self._entries[(entity, ref)] = CachedValue(previous.value, previous.event_time, read_at)
 
     def get(self, entity: str, ref: str) -> CachedValue | None:
         return self._entries.get((entity, ref))

@@ -9,6 +9,11 @@ For each instance and each planned feature the value comes from the first rung t
 4. otherwise :class:`~gateway.errors.FeaturesUnavailable`: this model cannot serve the
    request (the fallback model's rung; until it exists, a 503).
 
+With ``refresh_after_seconds`` set for every feature of a model (read-through freshness),
+an entity whose values this gateway read from the store less than that long ago needs no
+call: those values are served from memory as ``live`` (the store's answer, within the
+operator's refresh interval); older ones are fetched again.
+
 The store is skipped while its breaker is open, and its failures (unreachable, timeout,
 error status) only mean that no value is live. With a :class:`Coalescer` the lookups of
 concurrent requests share store calls (``gateway/features/coalescer.py``); the breaker
@@ -27,7 +32,7 @@ from prometheus_client import Counter, Histogram
 
 from gateway.contracts.feature_plan import FeaturePlan, PlannedFeature
 from gateway.errors import CircuitOpen, FeatureStoreError, FeaturesUnavailable, outcome
-from gateway.features.cache import LastKnownGood
+from gateway.features.cache import CachedValue, LastKnownGood
 from gateway.features.coalescer import Coalescer
 from gateway.features.feast_client import FeatureValue
 from gateway.features.freshness import age_seconds, is_fresh
@@ -139,15 +144,23 @@ class Enricher:
         value has no live, fresh cached or allowed default value.
         """
         unique = list(dict.fromkeys(entity_ids))
-        fetched, store_outcome = await self._fetch(plan, unique, parent, within_seconds)
-        now = self._wall()
         counters = self._model_counters(plan.model)
+        remembered = self._remembered(plan, unique) if plan.read_through else {}
+        to_fetch = [e for e in unique if e not in remembered] if remembered else unique
+        fetched: dict[str, list[FeatureValue]] | None = None
+        store_outcome = "not_needed"
+        if to_fetch:
+            fetched, store_outcome = await self._fetch(plan, to_fetch, parent, within_seconds)
+        now = self._wall()
         resolved: dict[str, tuple[list[Any], InstanceFeatures]] = {}
         # Values served per rung, counted here and added once: a locked increment per
         # value was a visible share of a cached v1 prediction.
         tally: dict[ValueSource, int] = {}
         try:
-            for index, entity in enumerate(unique):
+            for entity, values in remembered.items():
+                resolved[entity] = self._live_from_memory(plan, entity, values, now, counters)
+                tally["live"] = tally.get("live", 0) + len(values)
+            for index, entity in enumerate(to_fetch):
                 live = (
                     None if fetched is None else {ref: col[index] for ref, col in fetched.items()}
                 )
@@ -168,6 +181,45 @@ class Enricher:
             instances.append(provenance)
         source = worst_source([i.source for i in instances])
         return Enrichment(columns, source, instances, store_outcome)
+
+    def _remembered(self, plan: FeaturePlan, entities: list[str]) -> dict[str, list[CachedValue]]:
+        """The entities whose every planned value the store gave within its ``refresh_after``
+        (and still within its max age): these need no store call."""
+        now = self._wall()
+        found: dict[str, list[CachedValue]] = {}
+        for entity in entities:
+            values = []
+            for feature in plan.features:
+                cached = self.cache.get(entity, feature.ref)
+                if (
+                    cached is None
+                    or now - cached.read_at > cast(float, feature.refresh_after)
+                    or not is_fresh(cached.event_time, now, feature.max_age)
+                ):
+                    break
+                values.append(cached)
+            else:
+                found[entity] = values
+        if found:
+            self.metrics.read_through.labels(plan.model).inc(len(found))
+        return found
+
+    def _live_from_memory(
+        self,
+        plan: FeaturePlan,
+        entity: str,
+        values: list[CachedValue],
+        now: float,
+        counters: _ModelCounters,
+    ) -> tuple[list[Any], InstanceFeatures]:
+        """One entity's values as the store gave them within ``refresh_after``: ``live``."""
+        oldest = 0.0
+        for cached in values:
+            age = age_seconds(cached.event_time, now)
+            counters.ages.observe(age)
+            oldest = max(oldest, age)
+        sources: dict[str, ValueSource] = {f.name: "live" for f in plan.features}
+        return [c.value for c in values], InstanceFeatures("live", sources, oldest)
 
     async def _fetch(
         self, plan: FeaturePlan, entity_ids: list[str], parent: Span, within: float | None
@@ -270,7 +322,7 @@ class Enricher:
             value = feature.read(got.value) if got.found else None
             if value is not None:
                 if is_fresh(got.event_time, now, feature.max_age):
-                    self.cache.put(entity, feature.ref, value, got.event_time)
+                    self.cache.put(entity, feature.ref, value, got.event_time, now)
                     return value, "live", got.event_time
                 counters.stale.inc()
                 stale.append(feature.name)

@@ -266,18 +266,22 @@ class ModelFeatureSettings(_Section):
     feature_refs: dict[str, str] = Field(default_factory=dict)
     max_age_seconds: float = Field(default=86_400.0, gt=0)
     max_age_overrides: dict[str, float] = Field(default_factory=dict)
+    # Read-through freshness, keyed like max_age_overrides (most often by view): a value
+    # the store gave this gateway less than that many seconds ago is served from memory,
+    # as `live`, without a store call. Off unless set; never longer than the max age.
+    refresh_after_seconds: dict[str, float] = Field(default_factory=dict)
     # A value with no live or fresh cached copy: `defaults` uses the card's default (its
     # training median or mode) where the card has one; `unavailable` never does.
     on_missing: OnMissing = "defaults"
     # Inputs never replaced by their default, whatever on_missing says.
     no_defaults: tuple[str, ...] = ()
 
-    @field_validator("max_age_overrides")
+    @field_validator("max_age_overrides", "refresh_after_seconds")
     @classmethod
     def _positive_ages(cls, value: dict[str, float]) -> dict[str, float]:
         bad = sorted(k for k, age in value.items() if age <= 0)
         if bad:
-            raise ValueError(f"max ages must be greater than 0: {bad}")
+            raise ValueError(f"ages must be greater than 0: {bad}")
         return value
 
     @field_validator("feature_refs")

@@ -60,6 +60,12 @@ class FeatureMetrics:
             ["model"],
             registry=registry,
         )
+        self.read_through = Counter(
+            "gateway_feature_read_through",
+            "Entities whose values the store gave within refresh_after_seconds, served from memory as live without a store call.",
+            ["model"],
+            registry=registry,
+        )
         self.values_served = Counter(
             "gateway_feature_values_served",
             "Feature values used in predictions, by model and source (live, cache, defaults).",

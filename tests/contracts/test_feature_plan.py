@@ -64,6 +64,22 @@ def test_overrides_win_most_specific_first(folder: Path) -> None:
     assert plan.max_age == 50.0
 
 
+def test_read_through_is_off_by_default_and_on_when_every_feature_has_a_refresh(
+    folder: Path,
+) -> None:
+    plan = runtime_of(parse_config(BASE, folder / "gateway.yaml")).models["toy"].features
+    assert plan is not None and not plan.read_through
+    assert [f.refresh_after for f in plan.features] == [None, None]
+    one = BASE + "    features: {refresh_after_seconds: {txn_count_7d: 2}}\n"
+    plan = runtime_of(parse_config(one, folder / "gateway.yaml")).models["toy"].features
+    assert plan is not None and not plan.read_through  # avg_amount_30d is always fetched
+    assert [f.refresh_after for f in plan.features] == [None, 2.0]
+    view = BASE + "    features: {refresh_after_seconds: {customer_stats: 5, txn_count_7d: 2}}\n"
+    plan = runtime_of(parse_config(view, folder / "gateway.yaml")).models["toy"].features
+    assert plan is not None and plan.read_through
+    assert [f.refresh_after for f in plan.features] == [5.0, 2.0]
+
+
 def test_without_a_store_features_come_from_the_request(folder: Path) -> None:
     text = BASE.replace('feature_store: {url: "http://127.0.0.1:6566/"}', "")
     runtime = runtime_of(parse_config(text, folder / "gateway.yaml"))
@@ -78,8 +94,11 @@ def test_without_a_store_features_come_from_the_request(folder: Path) -> None:
         (BASE.replace("6566/", "6566/?x=1"), "feature_store.url: must not have a query"),
         (BASE + "    features: {on_missing: maybe}\n", "models.toy.features.on_missing: Input should be 'defaults' or 'unavailable'"),
         (BASE + "    features: {max_age_seconds: 0}\n", "models.toy.features.max_age_seconds: Input should be greater than 0"),
-        (BASE + "    features: {max_age_overrides: {txn_count_7d: -1}}\n", "max ages must be greater than 0: ['txn_count_7d']"),
+        (BASE + "    features: {max_age_overrides: {txn_count_7d: -1}}\n", "ages must be greater than 0: ['txn_count_7d']"),
         (BASE + "    features: {max_age_overrides: {colour: 5}}\n", "models.toy.features.max_age_overrides.colour: names no feature input, ref or view"),
+        (BASE + "    features: {refresh_after_seconds: {customer_stats: 0}}\n", "ages must be greater than 0: ['customer_stats']"),
+        (BASE + "    features: {refresh_after_seconds: {colour: 5}}\n", "models.toy.features.refresh_after_seconds.colour: names no feature input, ref or view"),
+        (BASE + "    features: {max_age_seconds: 60, refresh_after_seconds: {customer_stats: 61}}\n", "models.toy.features.refresh_after_seconds.customer_stats: 61 s is longer than the max age of 'avg_amount_30d' (60 s)"),
         (BASE + "    features: {feature_refs: {amount: 'a:b'}}\n", "models.toy.features.feature_refs.amount: not a feature input of the card"),
         (BASE + "    features: {feature_refs: {txn_count_7d: 'nocolon'}}\n", "feature refs must look like 'view:feature'"),
         (BASE + "    features: {no_defaults: [amount]}\n", "models.toy.features.no_defaults: 'amount' is not a feature input"),

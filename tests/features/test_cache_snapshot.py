@@ -13,7 +13,7 @@ from feast_support import Feast
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import MODELS, GatewayThread, ModelServer, free_port
 
-from gateway.features.cache import LastKnownGood
+from gateway.features.cache import NEVER_READ, LastKnownGood
 from gateway.features.snapshot import load, write
 from gateway.settings import load_config
 
@@ -37,7 +37,20 @@ def test_a_snapshot_round_trips_values_and_their_event_times(tmp_path: Path) -> 
     assert sorted(after.entries()) == sorted(before.entries())
     cached = after.get("c-1", "v:a")
     assert cached is not None and cached.event_time == NOW - 60  # the age is kept
+    assert cached.read_at == NEVER_READ  # never served as a recent read (read-through)
     assert not list(tmp_path.glob("cache/.*.tmp"))
+
+
+def test_an_older_answer_keeps_the_newer_value_but_counts_as_a_read() -> None:
+    values = cache()
+    values.put("c-1", "v:a", 4, NOW - 10, read_at=NOW - 5)
+    values.put("c-1", "v:a", 3, NOW - 60, read_at=NOW)  # a lagging replica answered
+    cached = values.get("c-1", "v:a")
+    assert cached is not None and (cached.value, cached.event_time, cached.read_at) == (
+        4,
+        NOW - 10,
+        NOW,
+    )
 
 
 def test_loading_keeps_the_newest_within_size_and_horizon(tmp_path: Path) -> None:

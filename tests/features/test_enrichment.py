@@ -203,3 +203,50 @@ def test_coalesced_requests_share_one_store_call_and_the_breaker_judges_it() -> 
     assert [r.store_outcome for r in skipped] == ["circuit_open", "circuit_open"]
     assert len(h.store.calls) == calls
     assert skipped[0].source == "cache"
+
+
+def test_read_through_serves_recent_reads_from_memory_as_live_and_refreshes_older_ones(
+    h: Harness,
+) -> None:
+    h.store.rows = {"c-1": (VALUES, 30.0), "c-2": (VALUES, 30.0)}
+    p = plan(refresh_after_seconds={"customer_stats": 5})
+    h.enrich(p, ["c-1"])
+    h.now += 4  # within refresh_after: c-1 needs no call, c-2 (never read) does
+    result = h.enrich(p, ["c-1", "c-2"])
+    assert h.store.calls == [["c-1"], ["c-2"]]
+    assert result.source == "live" and result.columns["txn_count_7d"] == [4, 4]
+    assert result.instances[0].sources == dict.fromkeys(result.columns, "live")
+    assert result.instances[0].oldest_age_seconds == 34.0  # the value's age, not the read's
+    assert h.metric("gateway_feature_read_through_total", model="fraud") == 1
+    assert h.metric("gateway_feature_values_served_total", model="fraud", source="live") == 12
+    h.now += 2  # c-1 read 6 s ago: refreshed; c-2 read 2 s ago: from memory
+    h.enrich(p, ["c-1", "c-2"])
+    assert h.store.calls[-1] == ["c-1"]
+    h.now += 0.5
+    assert h.enrich(p, ["c-1", "c-2"]).store_outcome == "not_needed"
+    assert len(h.store.calls) == 3
+
+
+def test_read_through_needs_every_feature_and_never_outlives_the_max_age(h: Harness) -> None:
+    h.store.rows = {"c-1": (VALUES, 30.0)}
+    partial = plan(refresh_after_seconds={"txn_count_7d": 5})
+    h.enrich(partial, ["c-1"])
+    h.enrich(partial, ["c-1"])
+    assert len(h.store.calls) == 2  # three features are always fetched: no saving possible
+    p = plan(max_age_seconds=40, refresh_after_seconds={"customer_stats": 20})
+    h.now += 1
+    assert h.enrich(p, ["c-1"]).source == "live"
+    assert len(h.store.calls) == 2  # read 1 s ago (for the other plan): from memory
+    h.now += 15  # read 16 s ago, but the value is now 46 s old: over its 40 s budget
+    h.store.error = FeatureStoreTimeout("fs", "slow")
+    assert h.enrich(p, ["c-1"]).source == "defaults"
+    assert len(h.store.calls) == 3
+
+
+def test_values_from_a_snapshot_or_a_failed_call_are_never_served_as_live(h: Harness) -> None:
+    p = plan(refresh_after_seconds={"customer_stats": 60})
+    for ref, value in VALUES.items():
+        h.enricher.cache.put("c-1", ref, value, NOW - 10)  # a warm start: never read
+    h.store.error = FeatureStoreTimeout("fs", "slow")
+    result = h.enrich(p, ["c-1"])
+    assert result.source == "cache" and len(h.store.calls) == 1
