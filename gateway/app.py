@@ -141,7 +141,12 @@ def build_enricher(
         wall_clock=seams.wall_clock,
         timer=seams.clock,
         coalesce=store.coalesce,
+        probe_interval_seconds=_seconds(rules.probe_interval_ms),
     )
+
+
+def _seconds(milliseconds: float | None) -> float | None:
+    return None if milliseconds is None else milliseconds / 1000
 
 
 @dataclass
@@ -272,6 +277,8 @@ def create_app(
             if snapshots is not None:
                 await snapshots.stop()
             await shadows.stop()
+            if enricher is not None and enricher.probe is not None:
+                await enricher.probe.close()
             registry.unregister(traffic)
             registry.unregister(quality)
             del app.state.gateway, app.state.reloader

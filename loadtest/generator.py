@@ -36,6 +36,7 @@ class Record:
     served_by: str | None = None
     feature_source: str | None = None
     score: float | None = None
+    api: str | None = None  # v1 or v2, from the request's path
 
 
 def due_times(rate: float, duration: float) -> list[float]:
@@ -82,6 +83,7 @@ async def _one(
     except (aiohttp.ClientError, TimeoutError, OSError):
         record = Record(due, 0.0, 0, payload.label)
     record.latency = clock() - (start + due)
+    record.api = "v2" if payload.path.startswith("/v2/") else "v1"
     return record
 
 

@@ -16,6 +16,7 @@ from gateway.contracts.card import ModelCard
 
 HOLDOUT = Path(__file__).resolve().parent / "data" / "holdout.jsonl"
 Api = Literal["v1", "v2"]
+MIXED_SEED = 1  # which requests of a mixed load are v2: fixed, so runs compare
 
 
 class Row(TypedDict):
@@ -117,3 +118,15 @@ def zipf_payloads(
         raise ValueError(f"{len(rows)} rows but {len(payloads)} payloads")
     for index in zipf_draws([str(row["instance"][key]) for row in rows], s, seed):
         yield payloads[index]
+
+
+def mixed_payloads(
+    v1: Sequence[Payload], v2: Sequence[Payload], indices: Iterator[int], v2_share: float
+) -> Iterator[Payload]:
+    """Endless requests for the rows ``indices`` draws: each the row's v2 body with
+    probability ``v2_share`` (a seeded, repeatable choice), else its v1 body."""
+    if len(v1) != len(v2):
+        raise ValueError(f"{len(v1)} v1 payloads but {len(v2)} v2 payloads")
+    rng = random.Random(MIXED_SEED)
+    for index in indices:
+        yield v2[index] if rng.random() < v2_share else v1[index]

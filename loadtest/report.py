@@ -248,7 +248,8 @@ def timeline(records: list[Record]) -> list[dict[str, Any]]:
 
 def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[float, Fault]],
                  verdicts: list[Verdict], out: Path, breakers: Sequence[BreakerSample] = (),
-                 quality: Sequence[QualitySample] = ()) -> None:  # fmt: skip
+                 quality: Sequence[QualitySample] = (),
+                 chaos: dict[str, Any] | None = None) -> None:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     doc = {
         "scenario": scenario.name,
@@ -260,6 +261,8 @@ def write_report(scenario: Scenario, records: list[Record], faults: list[tuple[f
         "timeline": timeline(records),
         "breaker_timeline": [s.as_dict() for s in breakers],
     }
+    if chaos is not None:
+        doc["chaos"] = chaos
     if scenario.data_quality is not None:
         doc["data_quality"] = quality_figures(scenario, faults, quality)
         doc["data_quality_timeline"] = [q.as_dict() for q in quality]
@@ -282,7 +285,32 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += breaker_markdown(doc)
     lines += quality_markdown(doc)
     lines += feature_source_markdown(doc)
+    lines += chaos_markdown(doc)
     return "\n".join(lines) + "\n"
+
+
+def chaos_markdown(doc: dict[str, Any]) -> list[str]:
+    """The chaos figures (loadtest/chaos.py): sources inside and outside faults, store
+    breaker openings, each recovery and the gateway's RSS; nothing for other runs."""
+    figures = doc.get("chaos")
+    if figures is None:
+        return []
+    rss = figures["gateway_rss_mb"]
+    lines = ["", "## Chaos", "",
+             f"- requests {figures['requests']}, 2xx {figures['answered_2xx']}, statuses {figures['statuses']}",
+             f"- provenance lies: {len(figures['provenance_lies'])}",
+             f"- v1 outside faults: {figures['v1_outside_faults']}, with store features "
+             f"{figures['v1_outside_faults_with_features']}, live {figures['v1_outside_faults_live']}; "
+             f"sources outside {figures['feature_sources_outside_faults']}, inside {figures['feature_sources_inside_faults']}",
+             f"- store-breaker openings: {len(figures['store_breaker_openings'])}, outside a Feast fault: "
+             f"{len(figures['spurious_store_breaker_openings'])}",
+             f"- gateway RSS MB: first {rss.get('first')}, max {rss.get('max')}, last {rss.get('last')}",
+             "", "| part | fault | began s | healed s | back after heal s |", "|---|---|---|---|---|"]  # fmt: skip
+    healed = {(r["target"], r["healed_at"]): r["seconds"] for r in figures["recoveries"]}
+    for w in figures["windows"]:
+        back = healed.get((w["target"], w["healed"]))
+        lines.append(f"| {w['target']} | {w['kind']} | {w['began']} | {w['healed']} | {back} |")
+    return lines
 
 
 FEATURE_SOURCES = ("live", "cache", "defaults")

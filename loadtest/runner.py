@@ -17,6 +17,8 @@ with ``variants`` runs once per variant, each reported under ``OUT/<variant>``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import secrets
 import signal
@@ -32,10 +34,19 @@ from pathlib import Path
 import orjson
 
 from gateway.contracts.card import load_card
-from loadtest import generator
+from loadtest import chaos, generator
 from loadtest.breaker_timeline import TOKEN_VARIABLE, BreakerSample, poll_breakers
+from loadtest.chaos import Fired
 from loadtest.generator import Record
-from loadtest.payloads import Payload, load_rows, v1_payloads, v2_payloads, zipf_payloads
+from loadtest.payloads import (
+    Payload,
+    load_rows,
+    mixed_payloads,
+    v1_payloads,
+    v2_payloads,
+    zipf_draws,
+    zipf_payloads,
+)
 from loadtest.processes import ROOT, Proc, free_port, gateway_command
 from loadtest.quality_watch import QualitySample, poll_quality
 from loadtest.scenario import PROXY_ACTIONS, Fault, Scenario
@@ -71,7 +82,9 @@ def start_stack(scenario: Scenario, workdir: Path) -> Stack:
             feast_url = f"http://127.0.0.1:{port}"
             runtime = workdir / "run"
             runtime.mkdir(exist_ok=True)
-            stack.procs["feast"] = Proc("feast", feast_serve_command(repo, "127.0.0.1", port),
+            command = feast_serve_command(repo, "127.0.0.1", port, workers=scenario.stack.feast_workers,
+                                          max_requests=None if scenario.stack.feast_recycling else 0)  # fmt: skip
+            stack.procs["feast"] = Proc("feast", command,
                                         f"{feast_url}/health", logs / "feast.log",
                                         env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}).start(90)  # fmt: skip
             stack.urls["feast"] = feast_url
@@ -188,6 +201,13 @@ def payloads_for(scenario: Scenario) -> list[Payload] | Iterator[Payload]:
     load = scenario.load
     zipf = load.order == "zipf"
     rows = load_rows(limit=None if zipf else load.rows)
+    if load.api == "mixed":
+        v1 = v1_payloads(rows, with_features=load.with_features)
+        v2 = v2_payloads(rows, load_card(MODELS / "fraud-v1"))
+        customers = [str(row["instance"]["customer_id"]) for row in rows]
+        indices = (zipf_draws(customers, load.zipf_s, load.seed) if zipf
+                   else itertools.cycle(range(len(rows))))  # fmt: skip
+        return mixed_payloads(v1, v2, indices, load.v2_share)
     if load.api == "v2":
         payloads = v2_payloads(rows, load_card(MODELS / "fraud-v1"))
     else:
@@ -201,17 +221,36 @@ class Run:
     faults: list[tuple[float, Fault]]  # when each fault actually fired
     breakers: list[BreakerSample] = field(default_factory=list)
     quality: list[QualitySample] = field(default_factory=list)
+    fired: list[Fired] = field(default_factory=list)  # when each began and was done
+    gateway_rss: list[tuple[float, int]] = field(default_factory=list)  # (t, bytes)
+
+
+RSS_INTERVAL_SECONDS = 5.0
+
+
+async def sample_rss(proc: Proc, stop: asyncio.Event, start: float) -> list[tuple[float, int]]:
+    """The gateway's resident memory every few seconds until ``stop`` (none once it died)."""
+    out: list[tuple[float, int]] = []
+    while not stop.is_set():
+        with contextlib.suppress(OSError):
+            out.append((time.perf_counter() - start, proc.rss_bytes()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RSS_INTERVAL_SECONDS)
+    return out
 
 
 async def drive(scenario: Scenario, stack: Stack) -> Run:
     payloads = payloads_for(scenario)
     fired: list[tuple[float, Fault]] = []
+    spans: list[Fired] = []
     start = time.perf_counter()
 
     async def fire(fault: Fault) -> None:
         await asyncio.sleep(max(0.0, fault.at - (time.perf_counter() - start)))
-        fired.append((time.perf_counter() - start, fault))
+        began = time.perf_counter() - start
+        fired.append((began, fault))
         await asyncio.to_thread(apply_fault, stack, fault)
+        spans.append(Fired(began, time.perf_counter() - start, fault.action, fault.target or ""))
 
     stop_polling = asyncio.Event()
     poller = asyncio.create_task(
@@ -223,6 +262,7 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
         quality_poller = asyncio.create_task(poll_quality(
             stack.gateway_url, stack.admin_token, watch.model, stop_polling, start=start,
             interval=watch.poll_seconds))  # fmt: skip
+    rss = asyncio.create_task(sample_rss(stack.procs["gateway"], stop_polling, start))
     fault_tasks = [asyncio.create_task(fire(f)) for f in scenario.faults]
     records: list[Record] = []
     offset = 0.0
@@ -237,7 +277,8 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
         stop_polling.set()
         breakers = await poller
         quality = await quality_poller if quality_poller is not None else []
-    return Run(records, fired, breakers, quality)
+        gateway_rss = await rss
+    return Run(records, fired, breakers, quality, spans, gateway_rss)
 
 
 def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
@@ -263,7 +304,7 @@ def main(path: Path, out: Path | None, scale: float = 1.0) -> int:
 
 def run_one(scenario: Scenario, out: Path) -> int:
     """Run one scenario (no variants left), write its report to ``out``; 1 when it failed."""
-    from loadtest.report import evaluate, write_report
+    from loadtest.report import Verdict, evaluate, write_report
 
     workdir = Path(tempfile.mkdtemp(prefix=f"scenario-{scenario.name.replace('/', '-')}-"))
     stack = start_stack(scenario, workdir)
@@ -272,7 +313,15 @@ def run_one(scenario: Scenario, out: Path) -> int:
     finally:
         stack.stop()
     verdicts = evaluate(scenario, run.records, run.faults, run.quality)
-    write_report(scenario, run.records, run.faults, verdicts, out, run.breakers, run.quality)
+    chaos_doc = None
+    if scenario.expect.chaos is not None:
+        chaos_doc = chaos.figures(run.records, run.fired, run.breakers, run.gateway_rss,
+                                  scenario.expect.chaos)  # fmt: skip
+        verdicts += [
+            Verdict(ok, text) for ok, text in chaos.verdicts(chaos_doc, scenario.expect.chaos)
+        ]
+    write_report(scenario, run.records, run.faults, verdicts, out, run.breakers, run.quality,
+                 chaos_doc)  # fmt: skip
     failed = [v for v in verdicts if not v.ok]
     for verdict in verdicts:
         print(("PASS " if verdict.ok else "FAIL ") + verdict.text)

@@ -10,11 +10,13 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from loadtest.chaos import ChaosBounds, ChaosSpec, schedule
 
 
 class _Strict(BaseModel):
@@ -30,6 +32,10 @@ class ModelServerSpec(_Strict):
 
 class StackSpec(_Strict):
     feast: bool = False
+    # Feast as `feast serve` runs by default: its gunicorn worker replaced every ~1,000
+    # requests (false: never recycled, as `gateway demo` runs it).
+    feast_recycling: bool = False
+    feast_workers: int = Field(default=1, ge=1, le=8)
     model_servers: dict[str, ModelServerSpec] = Field(default_factory=dict)
     # The gateway's YAML; {url:NAME} (a model server), {feast_url} and {models} are filled in.
     gateway: str
@@ -45,7 +51,9 @@ Order = Literal["cycle", "zipf"]
 
 
 class LoadSpec(_Strict):
-    api: Literal["v1", "v2"] = "v1"
+    # mixed: each request v2 with probability v2_share (seeded), else v1.
+    api: Literal["v1", "v2", "mixed"] = "v1"
+    v2_share: float = Field(default=0.3, ge=0, le=1)
     # v1 only: send the store's features in the body too (for stacks without Feast).
     with_features: bool = False
     # How requests draw held-out rows. cycle: the first ``rows`` rows in file order, each
@@ -164,6 +172,8 @@ class AucBound(_Strict):
 
 class Expectations(_Strict):
     max_errors: int | None = 0
+    # The bounds of a run with a chaos section (loadtest/chaos.py).
+    chaos: ChaosBounds | None = None
     # Answers 400-499 only: what a client would see as its own fault.
     max_4xx: int | None = None
     shares: tuple[Share, ...] = ()
@@ -208,6 +218,8 @@ class Scenario(_Strict):
     stack: StackSpec
     load: LoadSpec
     faults: tuple[Fault, ...] = ()
+    # A seeded random schedule of kills and stalls, added to ``faults`` at load.
+    chaos: ChaosSpec | None = None
     expect: Expectations = Expectations()
     data_quality: QualityWatch | None = None
     # Runs of the same scenario that differ in a few config values, reported side by side.
@@ -266,7 +278,17 @@ def load_scenario(path: Path) -> Scenario:
     problem = _inconsistency(scenario)
     if problem:
         raise ScenarioError(f"{path}: {problem}")
-    return scenario
+    return with_chaos_faults(scenario)
+
+
+def with_chaos_faults(scenario: Scenario) -> Scenario:
+    """The scenario with its chaos schedule drawn and added to its faults (sorted)."""
+    if scenario.chaos is None:
+        return scenario
+    drawn = [Fault(at=p.at, action=cast(Action, p.action), target=p.target)
+             for p in schedule(scenario.chaos, scenario.seconds)]  # fmt: skip
+    faults = tuple(sorted(scenario.faults + tuple(drawn), key=lambda f: f.at))
+    return scenario.model_copy(update={"faults": faults, "chaos": None})
 
 
 def _inconsistency(scenario: Scenario) -> str | None:
@@ -284,6 +306,15 @@ def _inconsistency(scenario: Scenario) -> str | None:
         problem = _fault_problem(scenario, fault)
         if problem:
             return f"faults.{i}: {problem}"
+    if scenario.chaos is not None:
+        parts = set(scenario.stack.model_servers) | ({"feast"} if scenario.stack.feast else set())
+        unknown = sorted(set(scenario.chaos.targets) - parts)
+        if unknown:
+            return f"chaos.targets: {unknown} not in the stack ({sorted(parts)})"
+    if scenario.expect.chaos is not None and scenario.chaos is None:
+        return "expect.chaos needs a chaos section"
+    if scenario.load.api != "mixed" and "v2_share" in scenario.load.model_fields_set:
+        return "load.v2_share: only for api: mixed"
     used = set(VARIABLE.findall(scenario.stack.gateway))
     if used and not scenario.variants:
         return f"stack.gateway uses {{var:{sorted(used)[0]}}} but the scenario has no variants"

@@ -23,8 +23,14 @@ class FakeStore:
         self.error: Exception | None = None
         self.calls: list[list[str]] = []
         self.budgets: list[float | None] = []
+        self.health_checks = 0
         # Called at each lookup (a test moves its fake clock here: the lookup's duration).
         self.on_call: Callable[[], None] | None = None
+
+    async def healthy(self) -> bool:
+        self.health_checks += 1
+        await asyncio.sleep(0)
+        return self.error is None
 
     async def online_features(
         self,

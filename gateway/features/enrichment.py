@@ -14,7 +14,8 @@ an entity whose values this gateway read from the store less than that long ago 
 call: those values are served from memory as ``live`` (the store's answer, within the
 operator's refresh interval); older ones are fetched again.
 
-The store is skipped while its breaker is open, and its failures (unreachable, timeout,
+The store is skipped while its breaker is open (a :class:`RecoveryProbe` watches its health
+endpoint meanwhile, so a healed store gets its trial lookup at once), and its failures (unreachable, timeout,
 error status) only mean that no value is live. With a :class:`Coalescer` the lookups of
 concurrent requests share store calls (``gateway/features/coalescer.py``); the breaker
 then judges each store call, not each request. The request's feature source is the worst
@@ -36,6 +37,7 @@ from gateway.features.cache import CachedValue, LastKnownGood
 from gateway.features.coalescer import Coalescer
 from gateway.features.feast_client import FeatureValue
 from gateway.features.freshness import age_seconds, is_fresh
+from gateway.features.recovery_probe import RecoveryProbe
 from gateway.provenance import FeatureSource
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.settings.schema import CoalesceSettings
@@ -62,6 +64,8 @@ class FeatureLookup(Protocol):
         entity_ids: Sequence[str],
         within_seconds: float | None = None,
     ) -> dict[str, list[FeatureValue]]: ...
+
+    async def healthy(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,7 @@ class Enricher:
         wall_clock: Callable[[], float],
         timer: Callable[[], float],
         coalesce: CoalesceSettings | None = None,
+        probe_interval_seconds: float | None = None,
     ) -> None:
         self.client = client
         self.breaker = breaker
@@ -122,6 +127,11 @@ class Enricher:
         self._wall = wall_clock
         self._timer = timer
         self._counters: dict[str, _ModelCounters] = {}
+        # While the breaker is open, the store's health endpoint tells when it is back.
+        self.probe: RecoveryProbe | None = None
+        if probe_interval_seconds is not None:
+            self.probe = RecoveryProbe(client.healthy, breaker, probe_interval_seconds, timer,
+                                       metrics.recovery_probes)  # fmt: skip
         self.coalescer: Coalescer | None = None
         if coalesce is not None and coalesce.enabled:
             self.coalescer = Coalescer(
@@ -233,6 +243,8 @@ class Enricher:
             return await self.coalescer.lookup(plan, entity_ids, parent, within), "ok"
         except CircuitOpen as exc:
             self.metrics.skipped_calls.inc()
+            if self.probe is not None:
+                self.probe.poke()
             return None, outcome(exc)
         except FeatureStoreError as exc:
             return None, outcome(exc)

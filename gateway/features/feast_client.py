@@ -76,6 +76,15 @@ class FeastClient:
         self.retries = 0  # lookups tried again after a dropped connection
         self.hedges = 0  # lookups sent a second time because the first was slow
 
+    async def healthy(self) -> bool:
+        """Whether the store's ``GET /health`` answers 200 within the lookup timeout."""
+        try:
+            async with self._session.get(f"{self.url}/health", timeout=self._timeout) as answer:
+                await answer.read()
+                return answer.status == 200
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+
     async def online_features(
         self,
         refs: Sequence[str],

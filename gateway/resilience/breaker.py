@@ -193,6 +193,12 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self.reset_timeout - (self._clock() - self._storage.opened_at_clock))
 
+    def half_open_now(self) -> None:
+        """Let the next call through as a trial before the open interval ends: a health
+        check saw the dependency answer again. A failed trial reopens it, as any does."""
+        if self._storage.state == pybreaker.STATE_OPEN:
+            self._circuit.half_open()
+
     def allows_call(self) -> bool:
         """True when :meth:`calling` would let a call through now (reserves nothing)."""
         state = self.state

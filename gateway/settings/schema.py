@@ -187,6 +187,9 @@ class StoreBreakerSettings(_Section):
     max_reset_timeout_seconds: float = Field(default=10.0, gt=0)
     # Trial calls let through at once while half-open; the others are refused.
     half_open_max_calls: int = Field(default=1, ge=1)
+    # While open, the store's GET /health is asked at most this often (when lookups
+    # arrive); a 200 lets the next lookup through as the trial. null: wait out the interval.
+    probe_interval_ms: float | None = Field(default=250.0, gt=0, le=60_000)
 
     @model_validator(mode="after")
     def _ordered(self) -> StoreBreakerSettings:

@@ -36,6 +36,9 @@ class FeatureMetrics:
             "gateway_feature_store_breaker_state",
             "The feature store's circuit breaker: 0 closed, 1 half-open, 2 open.",
             registry=registry,
+            # One breaker per worker: the worst live one, labels as with one process
+            # (see LadderMetrics.breaker_state).
+            multiprocess_mode="livemax",
         )
         self.breaker_transitions = Counter(
             "gateway_feature_store_breaker_transitions",
@@ -46,6 +49,12 @@ class FeatureMetrics:
         self.skipped_calls = Counter(
             "gateway_feature_store_skipped",
             "Lookups answered without calling the store because its breaker was open.",
+            registry=registry,
+        )
+        self.recovery_probes = Counter(
+            "gateway_feature_store_probes",
+            "Health checks of the feature store while its breaker was open, by result (healthy, unhealthy).",
+            ["result"],
             registry=registry,
         )
         self.cache_lookups = Counter(

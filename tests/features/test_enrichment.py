@@ -18,6 +18,7 @@ from gateway.contracts.feature_plan import FeaturePlan, compile_plan
 from gateway.errors import FeatureStoreTimeout, FeaturesUnavailable
 from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
+from gateway.features.recovery_probe import RecoveryProbe
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.settings.schema import CoalesceSettings, ModelSettings
 from gateway.telemetry.feature_metrics import FeatureMetrics
@@ -250,3 +251,36 @@ def test_values_from_a_snapshot_or_a_failed_call_are_never_served_as_live(h: Har
     h.store.error = FeatureStoreTimeout("fs", "slow")
     result = h.enrich(p, ["c-1"])
     assert result.source == "cache" and len(h.store.calls) == 1
+
+
+def test_a_healthy_store_gets_its_trial_before_the_open_interval_ends() -> None:
+    h = Harness()
+    h.enricher.probe = RecoveryProbe(h.store.healthy, h.breaker, 0.25, lambda: h.now,
+                                     h.enricher.metrics.recovery_probes)  # fmt: skip
+    h.store.rows = {"c-1": (VALUES, 30.0)}
+    h.store.error = FeatureStoreTimeout("fs", "slow")
+
+    async def lookups(count: int) -> list[Any]:
+        out = []
+        for _ in range(count):
+            with h.tracer.start_as_current_span("request") as span:
+                out.append(await h.enricher.enrich(plan(), ["c-1"], span))
+            for _ in range(3):  # let a probe started by this lookup finish
+                await asyncio.sleep(0)
+        return out
+
+    asyncio.run(lookups(2))
+    assert h.breaker.state == "open"  # open for 5 s from here
+    asyncio.run(lookups(3))  # the store is still failing: one check, unhealthy
+    assert h.store.health_checks == 1 and h.breaker.state == "open"
+    h.store.error = None  # the store is back, 0.1 s later
+    h.now += 0.1
+    asyncio.run(lookups(1))
+    assert h.store.health_checks == 1  # within the probe interval: not asked again
+    h.now += 0.2
+    asyncio.run(lookups(1))  # asked: healthy -> half-open
+    assert h.store.health_checks == 2 and h.breaker.state == "half_open"
+    result = asyncio.run(lookups(1))[0]
+    assert result.source == "live" and h.breaker.state == "closed"
+    assert h.metric("gateway_feature_store_probes_total", result="unhealthy") == 1
+    assert h.metric("gateway_feature_store_probes_total", result="healthy") == 1
