@@ -53,6 +53,13 @@ def full_name(ref: str) -> str:
     return ref.replace(":", "__", 1)
 
 
+def _retrieve(attempt: asyncio.Future[tuple[int, bytes]]) -> None:
+    """Mark a finished attempt's error as seen: a lost race's failure is expected, not news
+    (asyncio would log "Task exception was never retrieved" for it)."""
+    if not attempt.cancelled():
+        attempt.exception()
+
+
 class FeastClient:
     """Looks up online features; the session is owned (opened, closed) by the app."""
 
@@ -138,13 +145,17 @@ class FeastClient:
             return await self._post(body, budget)
         started = self._clock()
         first: asyncio.Future[tuple[int, bytes]] = asyncio.ensure_future(self._post(body, budget))
-        done, _ = await asyncio.wait({first}, timeout=hedge_after)
-        if done:
-            return first.result()
-        self.hedges += 1
-        second = asyncio.ensure_future(self._post(body, budget - (self._clock() - started)))
-        pending: set[asyncio.Future[tuple[int, bytes]]] = {first, second}
+        first.add_done_callback(_retrieve)
+        attempts = [first]
         try:
+            done, _ = await asyncio.wait({first}, timeout=hedge_after)
+            if done:
+                return first.result()
+            self.hedges += 1
+            second = asyncio.ensure_future(self._post(body, budget - (self._clock() - started)))
+            second.add_done_callback(_retrieve)
+            attempts.append(second)
+            pending: set[asyncio.Future[tuple[int, bytes]]] = {first, second}
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for attempt in done:
@@ -152,7 +163,8 @@ class FeastClient:
                         return attempt.result()
             return first.result()  # both failed: raises the first one's error
         finally:
-            for attempt in pending:
+            # The loser, or both when the caller gave up (its deadline): never left running.
+            for attempt in attempts:
                 attempt.cancel()
 
     async def _post(self, body: bytes, budget: float) -> tuple[int, bytes]:

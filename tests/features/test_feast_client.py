@@ -190,3 +190,39 @@ def test_a_slow_lookup_is_hedged_and_the_first_answer_wins() -> None:
     assert 0.05 <= took < 0.5
     took, hedges = asyncio.run(scenario(None))  # no hedging: the store's 1 s timeout
     assert hedges == 0 and len(calls) == 1 and took >= 1.0
+
+
+def test_a_caller_that_gives_up_leaves_no_attempt_behind_and_no_error_unseen(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request's deadline cancels a hedged lookup: neither POST keeps running, and a
+    lost attempt's failure is never logged as an exception nobody retrieved."""
+    from local_http import serving
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.json_response(ANSWER)
+
+    async def scenario() -> int:
+        app = web.Application()
+        app.router.add_post("/get-online-features", slow)
+        async with serving(app) as port, aiohttp.ClientSession() as session:
+            client = FeastClient(session, f"http://127.0.0.1:{port}", 0.2, hedge_after_seconds=0.02)
+            for patience in (0.01, 0.1):  # gives up before the hedge, and after it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        client.online_features(REFS, "customer_id", ["c-1", "c-2", "c-3"]), patience
+                    )
+            with contextlib.suppress(FeatureStoreTimeout):  # both attempts time out
+                await client.online_features(REFS, "customer_id", ["c-1", "c-2", "c-3"])
+            await asyncio.sleep(0.3)  # an orphaned attempt would end (and fail) by now
+            current = asyncio.current_task()
+            return sum(1 for t in asyncio.all_tasks() if t is not current and "_post" in repr(t))
+
+    import gc
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        left = asyncio.run(scenario())
+        gc.collect()  # asyncio logs unretrieved errors when the task is collected
+    assert left == 0
+    assert "never retrieved" not in caplog.text
