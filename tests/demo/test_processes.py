@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from aiohttp import web
 from local_http import serving
 from support import free_port
 
-from gateway.demo.processes import Child, DemoError
+from gateway.demo.processes import Child, DemoError, describe_exit
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +66,34 @@ def test_a_child_that_exits_is_reported_with_its_code(tmp_path: Path) -> None:
             exiting.wait_healthy(10.0)
     finally:
         exiting.stop(grace=1.0)
+
+
+def test_a_stalled_child_stops_on_sigterm_not_after_the_grace(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/health"
+    # A handler, as servers have: without one a fatal signal kills even a stopped process.
+    graceful = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    sleeper = child(tmp_path, url, [sys.executable, "-c", graceful])
+    sleeper.start()
+    assert sleeper.process is not None
+    deadline = time.monotonic() + 10
+    while "ready" not in sleeper.log_path.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    sleeper.signal_group(signal.SIGSTOP)  # `gateway demo fault stall`
+    started = time.monotonic()
+    sleeper.stop(grace=3.0)
+    assert sleeper.process.returncode == 7  # its handler ran: no SIGKILL after the grace
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [(0, "exit code 0"), (3, "exit code 3"), (-9, "killed by SIGKILL"), (-15, "killed by SIGTERM")],
+)
+def test_an_exit_is_described_by_its_code_or_signal(code: int, said: str) -> None:
+    assert describe_exit(code) == said
