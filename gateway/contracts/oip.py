@@ -10,6 +10,11 @@ Structure rules: ``body``, ``inputs``, ``tensor``, ``name``, ``unknown_input``,
 ``element_count``, ``ragged``, ``batch_mismatch``, ``max_batch_size``, ``outputs``,
 ``unknown_output``, ``id``, ``parameters``, ``json_depth``; the element and value rules
 are :mod:`gateway.contracts.values`'.
+
+A binary tensor (Triton's extension) reaches the checks decoded by
+:mod:`gateway.wire.binary`: its ``data`` is a flat numpy array, checked with vectorised
+passes (:meth:`~gateway.contracts.values.ValueRule.passes_array`), never turned into a
+Python list unless a rule fails and the message must name the rows.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from itertools import chain
 from math import prod
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
 from gateway.contracts.card import ModelCard
 from gateway.contracts.problems import ContractViolation, shown, violation
 from gateway.contracts.values import ValueRule, compile_rule, default_contract, too_deep
+from gateway.wire.binary import OIP_TO_NUMPY
 
 if TYPE_CHECKING:
     from gateway.settings.schema import ContractSettings
@@ -214,6 +222,8 @@ class InferChecker:
             problems.append(violation(f"{_at(index, name)}.shape", name, "shape",
                                       f"{shape} does not fit the model's {list(expected.shape)} (-1: any size)"))  # fmt: skip
             return None
+        if type(data) is np.ndarray:  # a binary tensor, decoded (gateway.wire.binary)
+            return self._check_array(index, tensor, data, shape, expected, relabel, problems)
         if type(data) is not list:
             problems.append(violation(f"{_at(index, name)}.data", name, "tensor", "required, a list"))  # fmt: skip
             return None
@@ -241,6 +251,40 @@ class InferChecker:
         batch: int = shape[0]
         if relabel:
             tensor["datatype"] = expected.datatype
+            return -batch - 1
+        return batch
+
+    def _check_array(
+        self,
+        index: int,
+        tensor: dict[str, Any],
+        data: np.ndarray[Any, Any],
+        shape: list[int],
+        expected: _Input,
+        relabel: bool,
+        problems: list[str],
+    ) -> int | None:
+        """:meth:`_check_tensor`'s element checks for the flat array of a binary tensor."""
+        name = expected.name
+        size = prod(shape)
+        if data.size != size:
+            problems.append(violation(f"{_at(index, name)}.data", name, "element_count",
+                                      f"holds {data.size} elements, shape {shape} needs {size}"))  # fmt: skip
+            return None
+        rule = expected.values
+        if not rule.passes_array(data):
+            rows = shape[0]
+            problems.extend(
+                rule.explain(
+                    data.tolist(), f"{_at(index, name)} row {{row}}", size // rows if rows else 1
+                )
+            )
+        if len(tensor) > 4 and not tensor.keys() <= _PLAIN_TENSOR_KEYS:
+            self._check_extras(tensor, _TENSOR_KEYS, _at(index, name), name, 4, problems)
+        batch: int = shape[0]
+        if relabel:
+            tensor["datatype"] = expected.datatype
+            tensor["data"] = data.astype(OIP_TO_NUMPY[expected.datatype])
             return -batch - 1
         return batch
 

@@ -29,7 +29,7 @@ RULES: Final = frozenset(
         "body", "inputs", "tensor", "name", "unknown_input", "duplicate_input",
         "missing_input", "datatype", "datatype_mismatch", "shape", "element_count",
         "ragged", "element_type", "batch_mismatch", "outputs", "unknown_output", "id",
-        "parameters",
+        "parameters", "binary_data", "content_encoding",
         # v1 structure
         "instances", "instance", "unknown_field", "missing_field", "field_type",
         # values

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
 from gateway.contracts.card import CardInput
 from gateway.contracts.problems import Problem, shown, violation
 
@@ -54,6 +56,8 @@ _KINDS: Final[dict[str, tuple[frozenset[type], str]]] = {
 }  # fmt: skip
 _NONE: Final = type(None)
 _BOOL_VALUES: Final = frozenset({0, 1})
+#: numpy kinds a binary tensor may have for a numeric rule: (integer rule, float rule).
+_ARRAY_KINDS: Final = ("iu", "iuf")
 #: At most this many offending elements are named per input; the rest are counted.
 MAX_EXPLAINED: Final = 5
 
@@ -131,6 +135,30 @@ class ValueRule:
     def passes(self, values: list[Any]) -> bool:
         """True when every element of the non-empty flat ``values`` obeys the rule."""
         return not values or self._check(values)
+
+    def passes_array(self, values: np.ndarray[Any, Any]) -> bool:
+        """As :meth:`passes`, for the flat numpy array of a binary tensor: its dtype is the
+        element type, so only the kind, the range, 0/1 and finiteness are left to check,
+        each one vectorised pass. A failure is explained from ``values.tolist()``."""
+        if not values.size:
+            return True
+        if _NONE in self.types:
+            return False  # nulls (NaN) allowed: the careful path decides
+        kind: str = values.dtype.kind
+        if self.datatype == "BOOL":
+            return kind == "b"
+        if kind not in _ARRAY_KINDS[self.datatype in FLOAT_TYPES]:
+            return False
+        if self.boolean:
+            return bool(((values == 0) | (values == 1)).all())
+        # Two reductions: NaN propagates into min, and an infinity is an extreme, so a
+        # finite min and max mean every element is finite.
+        low, high = values.min(), values.max()
+        if kind == "f" and not (math.isfinite(low) and math.isfinite(high)):
+            return False
+        return (self.lo is None or bool(low >= self.lo)) and (
+            self.hi is None or bool(high <= self.hi)
+        )
 
     def explain(self, values: list[Any], where: str, width: int) -> list[str]:
         """Problems naming each offending element's row (``index // width``); [] if none.

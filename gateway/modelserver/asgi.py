@@ -18,7 +18,6 @@ Errors are ``{"error": "..."}`` with the status from ``_STATUS``.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
@@ -38,6 +37,7 @@ from gateway.modelserver.errors import (
 )
 from gateway.modelserver.faults import FaultConfig
 from gateway.modelserver.stats import DebugStats
+from gateway.wire.compression import EncodingError, InflatedTooLarge, InflateError, inflate
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -219,22 +219,16 @@ async def _read_infer_body(scope: Scope, receive: Receive) -> tuple[bytes, int |
     body = await _read_body(receive)
     if encoding in (b"", b"identity"):
         return body, header_length
-    if encoding == b"gzip":
-        return _inflate(body, zlib.MAX_WBITS | 16), header_length
-    if encoding == b"deflate":
-        return _inflate(body, zlib.MAX_WBITS), header_length
-    raise InvalidRequest(f"unsupported Content-Encoding {encoding.decode('latin-1')!r}")
-
-
-def _inflate(body: bytes, wbits: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
     try:
-        data = inflater.decompress(body, MAX_BODY_BYTES + 1)
-    except zlib.error as exc:
+        return inflate(body, encoding.decode("latin-1"), MAX_BODY_BYTES), header_length
+    except EncodingError as exc:
+        raise InvalidRequest(
+            f"unsupported Content-Encoding {encoding.decode('latin-1')!r}"
+        ) from exc
+    except InflateError as exc:
         raise InvalidRequest(f"request body cannot be decompressed: {exc}") from exc
-    if len(data) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request body is over {MAX_BODY_BYTES} bytes decompressed")
-    return data
+    except InflatedTooLarge as exc:
+        raise PayloadTooLarge(f"request body is over {MAX_BODY_BYTES} bytes decompressed") from exc
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -1,5 +1,7 @@
 """Open Inference Protocol datatypes and their onnxruntime and numpy counterparts.
 
+The numpy and wire dtypes (``OIP_TO_NUMPY``, ``OIP_TO_WIRE``) are :mod:`gateway.wire.binary`'s.
+
 Every table here is built once at import; the request path only looks things up.
 """
 
@@ -8,6 +10,10 @@ from __future__ import annotations
 from typing import Any, Final, cast
 
 import numpy as np
+
+from gateway.wire.binary import OIP_TO_NUMPY, OIP_TO_WIRE
+
+__all__ = ["ACCEPTED_JSON_KINDS", "INTEGER_LIMITS", "OIP_TO_NUMPY", "OIP_TO_WIRE", "ORT_TO_OIP"]
 
 #: onnxruntime's type string of a tensor -> OIP datatype.
 ORT_TO_OIP: Final[dict[str, str]] = {
@@ -24,30 +30,6 @@ ORT_TO_OIP: Final[dict[str, str]] = {
     "tensor(float)": "FP32",
     "tensor(double)": "FP64",
     "tensor(string)": "BYTES",
-}
-
-#: OIP datatype -> the numpy dtype onnxruntime expects for it. BYTES is an object
-#: array of ``str``, which is what onnxruntime takes for ``tensor(string)``.
-OIP_TO_NUMPY: Final[dict[str, np.dtype[np.generic]]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
-
-#: The wire dtype of each fixed-size datatype in the binary tensor extension
-#: (little-endian, native element size; BOOL is one byte 0/1).
-OIP_TO_WIRE: Final[dict[str, np.dtype[np.generic]]] = {
-    name: dtype.newbyteorder("<") for name, dtype in OIP_TO_NUMPY.items() if name != "BYTES"
 }
 
 #: numpy kinds of a JSON-decoded array that may be cast to each datatype family

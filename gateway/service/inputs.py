@@ -12,6 +12,11 @@ for the fallback model. Everything is checked here, before any feature is looked
   when ``parameters`` name the entities, the request-time tensors and the ids are checked
   first and the store's tensors added afterwards. A body that needs no change is
   forwarded as it came, byte for byte.
+- v2 with binary tensors (``Inference-Header-Content-Length``): the binary part is
+  decoded into flat numpy arrays in the tensors' ``data`` (:mod:`gateway.wire.binary`),
+  checked as arrays, and sent upstream as JSON. The client's binary-output choices are
+  taken out of the upstream body (every upstream answers JSON) and kept in
+  ``output_forms`` for the answer.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import orjson
 
 from gateway.contracts.oip_entities import rows_named
@@ -27,10 +33,20 @@ from gateway.fallback.onnx_model import columns_from_v2
 from gateway.resilience.deadline import client_timeout_ms
 from gateway.routing.router import Router
 from gateway.service.runtime import ModelRuntime
+from gateway.wire.binary import (
+    HEADER_LENGTH,
+    BinaryDataError,
+    OutputForms,
+    attach_binary_data,
+    header_length,
+    split_body,
+    take_output_forms,
+)
 
 Api = Literal["v1", "v2"]
 Columns = Mapping[str, Sequence[Any]]
 Features = Mapping[str, list[Any]]  # feature name -> one value per row (JSON types)
+_DUMPS = orjson.OPT_SERIALIZE_NUMPY  # binary tensors' arrays go upstream as JSON numbers
 
 
 class Rows(Protocol):
@@ -41,6 +57,7 @@ class Rows(Protocol):
     requested: tuple[str, ...] | None  # output names; None: all
     request_id: str | None  # the OIP ``id``, echoed in the answer
     client_timeout_ms: float | None
+    output_forms: OutputForms | None  # the outputs the client wants as binary; None: none
 
     def routing_key(self, router: Router) -> str | None:
         """The sticky key the router reads from the body."""
@@ -60,10 +77,27 @@ def decode(
     api: Api, model: ModelRuntime, body: bytes, headers: Mapping[str, str]
 ) -> V1Rows | V2Rows:
     """Check ``body`` against ``model``'s contract; raise :class:`ContractViolation`."""
-    doc = parse_json(body)
-    if api == "v1":
-        return V1Rows(model, doc, headers)
-    return V2Rows(model, body, doc, headers)
+    length = headers.get(HEADER_LENGTH)
+    if length is None or api == "v1":
+        doc = parse_json(body)
+        if api == "v1":
+            return V1Rows(model, doc, headers)
+        return V2Rows(model, body, doc, headers)
+    return V2Rows(model, body, parse_binary(body, length), headers, binary=True)
+
+
+def parse_binary(body: bytes, length: str) -> Any:
+    """The JSON part of a binary-extension body, its binary tensors decoded into ``data``."""
+    try:
+        header, blob = split_body(body, header_length(length))
+        doc = parse_json(header)
+        if type(doc) is dict:
+            attach_binary_data(doc.get("inputs"), blob, "inputs")
+    except BinaryDataError as exc:
+        raise ContractViolation(
+            [Problem(f"body: {exc} (rule: binary_data)", "body", "binary_data")]
+        ) from exc
+    return doc
 
 
 def parse_json(body: bytes) -> Any:
@@ -85,6 +119,7 @@ class V1Rows:
         "batch",
         "client_timeout_ms",
         "entity_ids",
+        "output_forms",
         "request_id",
         "requested",
     )
@@ -99,6 +134,7 @@ class V1Rows:
         self.requested: tuple[str, ...] | None = None
         self.request_id: str | None = None
         self.client_timeout_ms = client_timeout_ms(headers)
+        self.output_forms: OutputForms | None = None
 
     def routing_key(self, router: Router) -> str | None:
         return router.v1_key(self._doc)
@@ -114,6 +150,7 @@ class V2Rows:
     """An OIP infer request; with entities named in ``parameters``, without store tensors."""
 
     __slots__ = (
+        "_binary",
         "_body",
         "_columns",
         "_doc",
@@ -122,12 +159,19 @@ class V2Rows:
         "batch",
         "client_timeout_ms",
         "entity_ids",
+        "output_forms",
         "request_id",
         "requested",
     )
 
     def __init__(
-        self, model: ModelRuntime, body: bytes, doc: Any, headers: Mapping[str, str]
+        self,
+        model: ModelRuntime,
+        body: bytes,
+        doc: Any,
+        headers: Mapping[str, str],
+        *,
+        binary: bool = False,
     ) -> None:
         entities = model.entities
         ids = entities.read(doc) if entities is not None else None
@@ -141,8 +185,11 @@ class V2Rows:
         self._columns: Columns | None = None
         self._model = model
         self._doc: dict[str, Any] = doc
-        # The client's bytes go upstream unchanged unless a tensor was relabelled.
-        self._body = None if relabelled else body
+        self.output_forms = take_output_forms(doc)
+        self._binary = binary
+        # The client's bytes go upstream unchanged unless a tensor was relabelled, or
+        # binary tensors or binary-output choices were taken out.
+        self._body = None if relabelled or binary or self.output_forms else body
         self.batch = batch
         self.entity_ids = ids
         outputs = doc.get("outputs")
@@ -158,10 +205,19 @@ class V2Rows:
     def upstream_body(self, features: Features | None) -> bytes:
         if features:
             store = self._model.decoder.store_tensors(features, self.batch)
-            return orjson.dumps({**self._doc, "inputs": [*self._doc["inputs"], *store]})
-        return self._body if self._body is not None else orjson.dumps(self._doc)
+            doc = {**self._doc, "inputs": [*self._doc["inputs"], *store]}
+            return orjson.dumps(doc, option=_DUMPS)
+        return self._body if self._body is not None else orjson.dumps(self._doc, option=_DUMPS)
 
     def columns(self) -> Columns:
         if self._columns is None:
-            self._columns = columns_from_v2(self._doc, self._inputs)
+            doc = self._doc
+            if self._binary:  # the monitors and the fallback read one Python value per row
+                doc = {"inputs": [_listed(t) for t in doc["inputs"]]}
+            self._columns = columns_from_v2(doc, self._inputs)
         return self._columns
+
+
+def _listed(tensor: dict[str, Any]) -> dict[str, Any]:
+    data = tensor.get("data")
+    return {**tensor, "data": data.tolist()} if isinstance(data, np.ndarray) else tensor
