@@ -117,6 +117,10 @@ class CardOutput(_Frozen):
     probabilities: bool = False
     # Each row (the last dimension) sums to 1, within 1e-3.
     rows_sum_to_one: bool = False
+    # Servers send the same tensor as [N] or [N, 1] (MLServer's NumpyCodec: [N, 1] for a
+    # 1-D output); both are accepted. "card": the client gets the card's shape (the
+    # gateway reshapes the other form); "upstream": the shape as the server sent it.
+    client_shape: Literal["card", "upstream"] = "card"
 
 
 class ScoreSpec(_Frozen):

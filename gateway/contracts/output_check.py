@@ -1,12 +1,20 @@
 """The output contract: catch a model server that answers 200 with something wrong.
 
 Compiled once per config load from the card's ``outputs`` (and ``contract.output_ranges``).
-Every answer is checked before it is served: each expected output is present, with the
-card's datatype, a shape of the card's rank whose fixed dimensions match, a batch
-dimension equal to the request's, ``product(shape)`` numeric elements; probability outputs
-are finite and within [0, 1], and their rows sum to 1 when the card says so; configured
-ranges hold. A violation raises :class:`OutputViolation` (an ``UpstreamBadResponse``, so it
+Every answer is checked before it is served: every output it holds, requested or not, is
+one of the card's, with the card's datatype, a shape of the card's rank whose fixed
+dimensions match, a batch dimension equal to the request's, ``product(shape)`` numeric
+elements; probability outputs are finite and within [0, 1], and their rows sum to 1 when
+the card says so; configured ranges hold; every requested output (all by default) is
+there. A violation raises :class:`OutputViolation` (an ``UpstreamBadResponse``, so it
 counts as the upstream failing).
+
+Servers disagree on the shape of a 1-D output: the card's ``[-1]`` comes as ``[N]`` from
+some and as ``[N, 1]`` from MLServer's NumpyCodec. So a card shape ``[-1]`` also accepts
+``[N, 1]``, and a card shape ending in 1 (``[-1, 1]``) also accepts it without that last
+dimension; the card's ``client_shape`` says whether the client gets the card's form
+(``"card"``, the default: the tensor is reshaped in place) or the server's.
+Outputs the client did not ask for are checked, then dropped from the answer.
 
 Rules: ``output_missing``, ``output_unknown``, ``output_datatype``, ``output_shape``,
 ``output_batch``, ``element_type``, ``nan``, ``probability``, ``probability_sum``,
@@ -20,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from math import prod
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final
 
 from gateway.contracts.card import ModelCard
 from gateway.contracts.problems import OutputViolation, shown, violation
@@ -36,6 +44,9 @@ _INT_TYPES: Final = frozenset({int})
 _INT_SET: Final = {int}
 _LIST_SET: Final = {list}
 SUM_TOLERANCE: Final = 1e-3
+_NO_FIT: Final = 0
+_CARD_FORM: Final = 1
+_OTHER_FORM: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +60,14 @@ class _OutputSpec:
     rows_sum_to_one: bool
     types: frozenset[type]
     fixed: tuple[tuple[int, int], ...]  # (dimension, size) of every dimension that is not -1
+    # The other form of the same tensor ([-1] <-> [-1, 1]), None when there is none.
+    other_rank: int | None = None
+    other_fixed: tuple[tuple[int, int], ...] = ()
+    to_card_shape: bool = True  # reshape an answer in the other form to the card's
 
     def check(self, tensor: dict[str, Any], batch: int) -> list[str]:
+        """The violations of ``tensor`` (empty when it keeps the contract); a tensor in the
+        other accepted form is reshaped to the card's when ``to_card_shape``."""
         datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
         if datatype != self.datatype:
             return [
@@ -61,7 +78,8 @@ class _OutputSpec:
                     f"datatype {shown(datatype)}, the card declares {self.datatype!r}",
                 )
             ]
-        if not self._shape_fits(shape):
+        form = self._form(shape)
+        if form == _NO_FIT or not isinstance(shape, list):  # (the second narrows the type)
             return [
                 violation(
                     self.where,
@@ -82,7 +100,7 @@ class _OutputSpec:
         if not isinstance(data, list):
             return [violation(self.where, self.name, "output_shape", "has no data list")]
         if data and isinstance(data[0], list):
-            data = _flatten(data, len(self.shape))
+            data = _flatten(data, len(shape))
         if len(data) != prod(shape):
             return [
                 violation(
@@ -92,26 +110,35 @@ class _OutputSpec:
                     f"holds {len(data)} elements, shape {shape} needs {prod(shape)}",
                 )
             ]
-        if not data or self._passes(data, batch):
-            return []
-        return self._explain(data, self.where, len(data) // batch if batch else 1)
+        if data and not self._passes(data, batch):
+            return self._explain(data, self.where, len(data) // batch if batch else 1)
+        if form == _OTHER_FORM and self.to_card_shape:
+            rank = len(self.shape)
+            tensor["shape"] = shape[:rank] if len(shape) > rank else [*shape, 1]
+            tensor["data"] = data  # flat, row-major: valid for any shape
+        return []
 
     @property
     def where(self) -> str:
         return f"output {self.name!r}"
 
-    def _shape_fits(self, shape: Any) -> TypeGuard[list[int]]:
-        if (
-            type(shape) is not list
-            or len(shape) != len(self.shape)
-            or set(map(type, shape)) != _INT_SET
-            or min(shape) < 0
-        ):
-            return False
-        for dimension, size in self.fixed:  # noqa: SIM110 (no generator per answer)
+    def _form(self, shape: Any) -> int:
+        """``_CARD_FORM``, ``_OTHER_FORM`` or ``_NO_FIT``: does ``shape`` fit the card?"""
+        if type(shape) is not list or not shape:
+            return _NO_FIT
+        rank = len(shape)
+        if rank == len(self.shape):
+            form, fixed = _CARD_FORM, self.fixed
+        elif rank == self.other_rank:
+            form, fixed = _OTHER_FORM, self.other_fixed
+        else:
+            return _NO_FIT
+        if set(map(type, shape)) != _INT_SET or min(shape) < 0:
+            return _NO_FIT
+        for dimension, size in fixed:
             if shape[dimension] != size:
-                return False
-        return True
+                return _NO_FIT
+        return form
 
     def _passes(self, data: list[Any], batch: int) -> bool:
         if not set(map(type, data)) <= self.types:
@@ -240,6 +267,7 @@ class OutputChecker:
                 lo = configured.min if configured.min is not None else lo
                 hi = configured.max if configured.max is not None else hi
                 rule = "output_range"
+            other = _other_form(out.shape)
             specs[out.name] = _OutputSpec(
                 name=out.name,
                 datatype=out.datatype,
@@ -249,7 +277,10 @@ class OutputChecker:
                 range_rule=rule,
                 rows_sum_to_one=probabilities and out.rows_sum_to_one and len(out.shape) == 2,
                 types=_NUMBER_TYPES if floats else _INT_TYPES,
-                fixed=tuple((i, n) for i, n in enumerate(out.shape) if n != -1),
+                fixed=_fixed(out.shape),
+                other_rank=None if other is None else len(other),
+                other_fixed=() if other is None else _fixed(other),
+                to_card_shape=out.client_shape == "card",
             )
         settings = contract.constant_output
         monitor = (
@@ -269,15 +300,19 @@ class OutputChecker:
     ) -> bool:
         """Raise :class:`OutputViolation` unless ``doc`` keeps the contract for ``batch`` rows.
 
-        ``requested`` names the outputs the request asked for (default: all). Returns True
-        when the constant-output monitor flags the model (and does not reject it).
+        Every output in ``doc`` is checked; ``requested`` names the outputs the request
+        asked for (default: all), which must be there, and the others are then dropped
+        from ``doc``. Tensors in the other accepted shape are reshaped in place as the
+        card's ``client_shape`` says. Returns True when the constant-output monitor flags
+        the model (and does not reject it).
         """
         expected = tuple(requested) if requested is not None else self.all_outputs
         found: dict[str, dict[str, Any]] = {}
         problems: list[str] = []
         for tensor in doc["outputs"]:
             name = tensor.get("name") if isinstance(tensor, dict) else None
-            if not isinstance(name, str) or name not in self.specs:
+            spec = self.specs.get(name) if isinstance(name, str) else None
+            if spec is None:
                 problems.append(
                     violation(
                         "outputs",
@@ -287,17 +322,17 @@ class OutputChecker:
                     )
                 )
                 continue
-            found[name] = tensor
+            found[spec.name] = tensor
+            problems.extend(spec.check(tensor, batch))
         for name in expected:
-            tensor = found.get(name)
-            if tensor is None:
+            if name not in found:
                 problems.append(
                     violation(f"output {name!r}", name, "output_missing", "missing from the answer")
                 )
-                continue
-            problems.extend(self.specs[name].check(tensor, batch))
         if problems:
             raise OutputViolation(upstream, problems)
+        if len(found) > len(expected):  # the server sent outputs nobody asked for
+            doc["outputs"] = [t for t in doc["outputs"] if t["name"] in expected]
         monitor = self.constant
         if monitor is None or body_hash is None or monitor.output not in found:
             return False
@@ -330,6 +365,20 @@ def _flatten(data: list[Any], rank: int) -> list[Any]:
         data = list(chain.from_iterable(data))
         rank -= 1
     return data
+
+
+def _fixed(shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """(dimension, size) of every dimension of ``shape`` that is not -1."""
+    return tuple((i, n) for i, n in enumerate(shape) if n != -1)
+
+
+def _other_form(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The other shape servers send for the same tensor: ``[-1]`` <-> ``[-1, 1]``."""
+    if len(shape) == 1:
+        return (*shape, 1)
+    if len(shape) >= 2 and shape[-1] == 1:
+        return shape[:-1]
+    return None
 
 
 def _g(bound: float | None, missing: str) -> str:

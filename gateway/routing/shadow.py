@@ -4,6 +4,12 @@
 and a few worker tasks send it to the shadow upstream, compare its scores with the ones
 served, and forget it. When the queue is full the copy is dropped and counted, so a slow
 or dead shadow can cost the client nothing.
+
+Each shadow call has its own trace: a client span ``shadow <upstream>`` starting a new
+trace with a link to the request's span (the call outlives the request, so it is not
+its child, as OTel advises for work that follows from a request), its ``traceparent``
+sent to the shadow. (The request's ``tracestate`` belongs to the request's trace, so it
+stays there.)
 """
 
 from __future__ import annotations
@@ -12,20 +18,34 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+)
 
 from gateway.contracts.outputs import ScoreReader, parse_answer
 from gateway.errors import GatewayError
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.routing.comparison import PairedComparison
 from gateway.settings.schema import ShadowSettings
+from gateway.telemetry.tracing import trace_headers
 from gateway.upstream.client import Upstream
 
 log = logging.getLogger("gateway.shadow")
 
-Send = Callable[[Upstream, bytes], Awaitable[bytes]]
+# (upstream, OIP body, trace context headers) -> the 200 answer's bytes, or a GatewayError.
+Send = Callable[[Upstream, bytes, Mapping[str, str]], Awaitable[bytes]]
+_NEW_TRACE = Context()  # no parent: each shadow call starts a trace of its own
 
 
 @dataclass
@@ -97,6 +117,7 @@ class _Job:
     body: bytes
     served: list[float]
     batch: int
+    request: SpanContext  # the served request's span, linked from the shadow call's
 
 
 class ShadowDispatcher:
@@ -109,23 +130,31 @@ class ShadowDispatcher:
         queue_size: int = 256,
         concurrency: int = 4,
         random_source: Callable[[], float] = random.random,
+        tracer: Tracer | None = None,
     ) -> None:
         self._send = send
+        self._tracer = tracer
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
         self._concurrency = concurrency
         self._random = random_source
         self._workers: list[asyncio.Task[None]] = []
 
     def offer(
-        self, shadows: tuple[Shadow, ...], body: bytes, served: list[float], batch: int
+        self,
+        shadows: tuple[Shadow, ...],
+        body: bytes,
+        served: list[float],
+        batch: int,
+        request: SpanContext = INVALID_SPAN_CONTEXT,
     ) -> None:
-        """Queue a copy for each shadow that samples this request; drop when full."""
+        """Queue a copy for each shadow that samples this request; drop when full.
+        ``request`` is the served request's span context, which the shadow call links to."""
         for shadow in shadows:
             percent = shadow.sample_percent
             if percent <= 0 or self._random() * 100.0 >= percent:
                 continue
             try:
-                self._queue.put_nowait(_Job(shadow.target, body, served, batch))
+                self._queue.put_nowait(_Job(shadow.target, body, served, batch, request))
             except asyncio.QueueFull:
                 shadow.target.counts.dropped += 1
 
@@ -144,16 +173,38 @@ class ShadowDispatcher:
             target.counts.skipped_open += 1
             return
         target.counts.sent += 1
-        name = target.upstream.name
+        upstream = target.upstream
+        name = upstream.name
+        headers: Mapping[str, str] = {}
+        span = None
+        if self._tracer is not None:
+            request = job.request
+            span = self._tracer.start_span(
+                f"shadow {name}",
+                context=_NEW_TRACE,
+                kind=SpanKind.CLIENT,
+                links=[Link(request)] if request.is_valid else None,
+            )
+            headers = trace_headers(span.get_span_context())
+            if span.is_recording():
+                span.set_attribute("server.address", upstream.host)
+                span.set_attribute("server.port", upstream.port)
+                span.set_attribute("gateway.upstream", name)
+                span.set_attribute("gateway.model", target.model)
         try:
             with breaker.calling():
-                answer = parse_answer(name, await self._send(target.upstream, job.body))
+                answer = parse_answer(name, await self._send(upstream, job.body, headers))
                 shadow = [p["score"] for p in target.scores.predictions(name, answer, job.batch)]
             target.comparison.add(job.served, shadow)
             target.counts.compared += 1
         except (GatewayError, ValueError) as exc:
             target.counts.failed += 1
             log.debug("shadow %s failed: %s", name, exc)
+            if span is not None and span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+        finally:
+            if span is not None:
+                span.end()
 
     def start(self) -> None:
         self._workers = [

@@ -2,7 +2,8 @@
 
 Precedence: the standard ``OTEL_*`` variables, when set, win over ``telemetry:`` in the
 config, so one config file serves every deployment. ``OTEL_SDK_DISABLED=true`` turns
-tracing off (spans become non-recording, ``traceparent`` is still propagated).
+tracing off (spans become non-recording; an incoming ``traceparent`` and ``tracestate``
+are still propagated, and without one no trace context is sent at all).
 """
 
 from __future__ import annotations
@@ -78,6 +79,21 @@ def _processor(settings: TelemetrySettings, exporter: SpanExporter | None) -> Sp
     return None
 
 
-def traceparent(context: SpanContext) -> str:
-    """The W3C ``traceparent`` header value for ``context``."""
+def traceparent(context: SpanContext) -> str | None:
+    """The W3C ``traceparent`` header value for ``context``; None for an invalid context
+    (all-zero ids, as a no-op tracer gives without an incoming trace), which is never sent."""
+    if not context.is_valid:
+        return None
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def trace_headers(context: SpanContext) -> dict[str, str]:
+    """The W3C trace context headers for a call made in ``context``: ``traceparent`` and,
+    when the trace carries one, ``tracestate``; none at all for an invalid context."""
+    parent = traceparent(context)
+    if parent is None:
+        return {}
+    state = context.trace_state
+    if state:
+        return {"traceparent": parent, "tracestate": state.to_header()}
+    return {"traceparent": parent}

@@ -66,6 +66,54 @@ def test_only_the_requested_outputs_are_expected() -> None:
     assert CHECK.check("up", only, 2, requested=("probabilities",)) is False
 
 
+def test_a_one_d_output_sent_as_n_by_1_is_accepted_and_reshaped_to_the_cards() -> None:
+    # MLServer's NumpyCodec answers the card's [-1] label as [N, 1].
+    for label_data in ([[0], [1]], [0, 1]):
+        doc = answer(2)
+        doc["outputs"][0].update(shape=[2, 1], data=label_data)
+        assert CHECK.check("mlserver", doc, 2) is False
+        assert doc["outputs"][0]["shape"] == [2]
+        assert doc["outputs"][0]["data"] == [0, 1]
+
+
+def test_client_shape_upstream_keeps_the_servers_form() -> None:
+    outputs = tuple(
+        o.model_copy(update={"client_shape": "upstream"}) if o.name == "label" else o
+        for o in CARD.outputs
+    )
+    checker = OutputChecker.compile(CARD.model_copy(update={"outputs": outputs}))
+    doc = answer(2)
+    doc["outputs"][0].update(shape=[2, 1], data=[[0], [1]])
+    assert checker.check("mlserver", doc, 2) is False
+    assert doc["outputs"][0]["shape"] == [2, 1]
+
+
+def test_a_card_shape_ending_in_1_accepts_it_without_that_dimension() -> None:
+    outputs = tuple(
+        o.model_copy(update={"shape": (-1, 1)}) if o.name == "label" else o for o in CARD.outputs
+    )
+    checker = OutputChecker.compile(CARD.model_copy(update={"outputs": outputs}))
+    doc = answer(3)  # label as [3]
+    assert checker.check("up", doc, 3) is False
+    assert doc["outputs"][0]["shape"] == [3, 1]
+
+
+@pytest.mark.parametrize("shape", [[2, 2], [2, 1, 1], [1, 2], []])
+def test_other_shapes_of_a_one_d_output_stay_violations(shape: list[int]) -> None:
+    doc = answer(2)
+    doc["outputs"][0].update(shape=shape, data=[0] * 4 if shape == [2, 2] else [0, 0])
+    assert set(rules(doc, 2)) & {"output_shape", "output_batch"}
+
+
+def test_unrequested_outputs_are_checked_then_dropped() -> None:
+    doc = answer(2)  # label and probabilities, though only probabilities was asked for
+    assert CHECK.check("up", doc, 2, requested=("probabilities",)) is False
+    assert [o["name"] for o in doc["outputs"]] == ["probabilities"]
+    broken = answer(2)
+    broken["outputs"][0].update(data=[0.5, 1.5])  # a float label nobody asked for
+    assert rules(broken, 2, requested=("probabilities",)) == ["element_type"]
+
+
 def test_configured_output_ranges_apply() -> None:
     contract = ContractSettings(output_ranges={"probabilities": BoundsSettings(max=0.5)})
     checker = OutputChecker.compile(CARD, contract)

@@ -6,7 +6,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext, TraceFlags, TraceState
 
 from gateway.settings.schema import TelemetrySettings
 from gateway.telemetry import tracing
@@ -93,3 +93,25 @@ def test_an_injected_exporter_is_fed_synchronously() -> None:
 def test_traceparent_format() -> None:
     context = SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(1))
     assert tracing.traceparent(context) == f"00-{0xABC:032x}-{0xDEF:016x}-01"
+
+
+def test_an_invalid_context_gives_no_headers_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    # OTEL_SDK_DISABLED and no incoming trace: the no-op tracer's all-zero context.
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    provider = tracing.build_tracer_provider(TelemetrySettings(sampling_ratio=1.0))
+    span = provider.get_tracer("t").start_span("s")
+    assert span.get_span_context() == INVALID_SPAN_CONTEXT
+    assert tracing.traceparent(span.get_span_context()) is None
+    assert tracing.trace_headers(span.get_span_context()) == {}
+
+
+def test_trace_headers_carry_tracestate_when_there_is_one() -> None:
+    plain = SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(0))
+    parent = f"00-{0xABC:032x}-{0xDEF:016x}-00"
+    assert tracing.trace_headers(plain) == {"traceparent": parent}
+    state = TraceState([("rojo", "00f067aa0ba902b7"), ("congo", "t61rcWkgMzE")])
+    stated = SpanContext(0xABC, 0xDEF, False, TraceFlags(0), state)
+    assert tracing.trace_headers(stated) == {
+        "traceparent": parent,
+        "tracestate": "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+    }
