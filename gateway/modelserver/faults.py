@@ -9,6 +9,12 @@ Modes: ``slow`` waits ``delay_ms`` before answering; ``error`` answers 500
 every float output with NaN or 1.7; ``wrong-shape`` drops the last column of each 2-D
 output; ``wrong-batch`` drops the last row of every output. The response's shapes
 always describe the data actually sent, as a buggy upstream's would.
+
+``skew`` is wrong silently: every probability ``p`` of a float output becomes
+``sigmoid(logit(p) * SKEW_FACTOR)``, so answers stay valid probabilities (a row of class
+probabilities still sums to 1, and each stays on its side of 0.5, so labels agree), no
+error anywhere, but the score distribution moves: a fraud score of 0.005 reads 0.066.
+Only a distribution check (a rollout's ``score_psi``, the score drift monitor) sees it.
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ import numpy as np
 
 from gateway.modelserver.errors import InvalidFaultConfig
 
-FaultMode = Literal["normal", "slow", "error", "nan", "out-of-range", "wrong-shape", "wrong-batch"]
+FaultMode = Literal[
+    "normal", "slow", "error", "nan", "out-of-range", "wrong-shape", "wrong-batch", "skew"
+]
 FAULT_MODES: Final[tuple[FaultMode, ...]] = get_args(FaultMode)
 
 #: What ``out-of-range`` writes: outside [0, 1], where probabilities must lie.
 OUT_OF_RANGE_VALUE: Final = 1.7
+#: What ``skew`` multiplies each probability's logit by (< 1: scores pulled towards 0.5).
+SKEW_FACTOR: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +117,19 @@ def corrupt(mode: FaultMode, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any
         return array[:, :-1]
     if mode == "wrong-batch" and array.ndim >= 1:
         return array[:-1]
+    if mode == "skew" and array.dtype.kind == "f":
+        return skew(array)
     return array
+
+
+def skew(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Probabilities with their logits scaled by :data:`SKEW_FACTOR` (see the module doc).
+
+    >>> [round(float(v), 3) for v in skew(np.array([0.005, 0.5, 0.995]))]
+    [0.066, 0.5, 0.934]
+    """
+    p = np.clip(array.astype(np.float64), 1e-12, 1 - 1e-12)
+    # p^a / (p^a + (1-p)^a) is sigmoid(a * logit(p)); a 2-D row [1-p, p] stays summing to 1.
+    a, b = p**SKEW_FACTOR, (1 - p) ** SKEW_FACTOR
+    skewed: np.ndarray[Any, Any] = (a / (a + b)).astype(array.dtype)
+    return skewed

@@ -28,14 +28,26 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def record(log: Path, command: str, model: str, before: Any, after: Any) -> dict[str, Any]:
+def record(
+    log: Path,
+    command: str,
+    model: str,
+    before: Any,
+    after: Any,
+    *,
+    actor: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Append one change; ``actor`` names who made it (default :func:`who`), ``extra``
+    adds fields (the rollout analysis adds ``checks`` and ``reason``)."""
     entry = {
-        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "who": who(),
+        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+        "who": actor or who(),
         "command": command,
         "model": model,
         "before": before,
         "after": after,
+        **(extra or {}),
     }
     with log.open("ab") as handle:
         handle.write(orjson.dumps(entry) + b"\n")

@@ -1,8 +1,10 @@
-"""``gateway rollout status|set-weight|promote|rollback MODEL``.
+"""``gateway rollout status|set-weight|promote|rollback|start|pause|resume|abort MODEL``.
 
 Each change edits the routing YAML in place (comments and order kept), is validated as a
 whole config before it is written, is written atomically, and is appended to the audit
-log. A running gateway picks the change up through its config reload.
+log. A running gateway picks the change up through its config reload. ``start``, ``pause``,
+``resume`` and ``abort`` drive the automated rollout (:mod:`gateway.rollout.runs`); a
+manual ``set-weight``, ``promote`` or ``rollback`` during one pauses or ends it, and says so.
 """
 
 from __future__ import annotations
@@ -17,40 +19,15 @@ from typing import Any
 import httpx
 import orjson
 
-from gateway.rollout import audit
-from gateway.rollout.yaml_edit import edit, swap_fields
+from gateway.rollout import audit, runs
+from gateway.rollout.tree import RolloutError, apply, canary_of, promote_tree, tidy
 from gateway.settings.loader import ConfigError, load_config
-from gateway.settings.schema import UpstreamSettings
+from gateway.settings.schema import CanarySettings
 
-# Every field describing an upstream endpoint moves with it on promote (replicas too: left
-# behind, they would round-robin the new primary's traffic to the old model); ``weight``
-# is the canary slot's share of traffic, not the endpoint's, and stays put.
-_UPSTREAM_KEYS = tuple(key for key in UpstreamSettings.model_fields if key != "weight")
+__all__ = ["RolloutError", "promote", "rollback", "set_weight", "status"]
 # Applies to each phase (connect, read, ...), as urllib's socket timeout did to each
 # socket operation.
 _LIVE_TIMEOUT_SECONDS = 2.0
-
-
-class RolloutError(Exception):
-    """A rollout command that cannot be carried out; nothing was written."""
-
-
-def _model(tree: Any, model: str) -> Any:
-    models = tree.get("models") or {}
-    if model not in models:
-        raise RolloutError(f"unknown model {model!r}; the config has {sorted(models)}")
-    return models[model]
-
-
-def _canary(tree: Any, model: str) -> Any:
-    canary = _model(tree, model).get("canary")
-    if canary is None:
-        raise RolloutError(f"model {model!r} has no canary; add a 'canary:' upstream first")
-    return canary
-
-
-def _tidy(weight: float) -> float | int:
-    return int(weight) if float(weight).is_integer() else weight
 
 
 def parse_weight(text: str) -> float:
@@ -67,14 +44,21 @@ def set_weight(config: Path, model: str, weight: float, log: Path) -> dict[str, 
     seen: dict[str, Any] = {}
 
     def change(tree: Any) -> None:
-        canary = _canary(tree, model)
+        canary = canary_of(tree, model)
         seen["before"] = canary.get("weight", 0)
-        canary["weight"] = _tidy(weight)
+        canary["weight"] = tidy(weight)
+        seen["run"] = runs.interrupt(tree, model, "set-weight", f"{weight:g}%")
 
-    _apply(config, change)
+    apply(config, change)
     return audit.record(
-        log, "set-weight", model, {"weight": seen["before"]}, {"weight": _tidy(weight)}
-    )
+        log, "set-weight", model, {"weight": seen["before"]}, {"weight": tidy(weight)},
+        extra=_run_note(seen),
+    )  # fmt: skip
+
+
+def _run_note(seen: dict[str, Any]) -> dict[str, Any] | None:
+    """The audit record's ``run`` field: what the command did to an automated rollout."""
+    return {"run": seen["run"]} if seen.get("run") else None
 
 
 def rollback(config: Path, model: str, log: Path) -> dict[str, Any]:
@@ -82,12 +66,15 @@ def rollback(config: Path, model: str, log: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     def change(tree: Any) -> None:
-        canary = _canary(tree, model)
+        canary = canary_of(tree, model)
         seen["before"] = canary.get("weight", 0)
         canary["weight"] = 0
+        seen["run"] = runs.interrupt(tree, model, "rollback", "weight 0")
 
-    _apply(config, change)
-    return audit.record(log, "rollback", model, {"weight": seen["before"]}, {"weight": 0})
+    apply(config, change)
+    return audit.record(
+        log, "rollback", model, {"weight": seen["before"]}, {"weight": 0}, extra=_run_note(seen)
+    )
 
 
 def promote(config: Path, model: str, log: Path) -> dict[str, Any]:
@@ -102,27 +89,11 @@ def promote(config: Path, model: str, log: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     def change(tree: Any) -> None:
-        entry = _model(tree, model)
-        primary, canary = entry["primary"], _canary(tree, model)
-        seen["before"] = {"primary": primary.get("name"), "canary": canary.get("name")}
-        swap_fields(primary, canary, _UPSTREAM_KEYS)
-        canary["weight"] = 0
-        seen["after"] = {"primary": primary.get("name"), "canary": canary.get("name")}
+        seen["before"], seen["after"] = promote_tree(tree, model)
+        seen["run"] = runs.interrupt(tree, model, "promote", "")
 
-    _apply(config, change)
-    return audit.record(log, "promote", model, seen["before"], seen["after"])
-
-
-def _apply(config: Path, change: Any) -> None:
-    try:
-        edit(config, change)
-    except ConfigError as exc:
-        problems = "; ".join(str(p) for p in exc.problems)
-        raise RolloutError(
-            f"the change would make the config invalid, nothing written: {problems}"
-        ) from exc
-    except OSError as exc:
-        raise RolloutError(f"cannot edit {config}: {exc.strerror or exc}") from exc
+    apply(config, change)
+    return audit.record(log, "promote", model, seen["before"], seen["after"], extra=_run_note(seen))
 
 
 def status(config: Path, model: str, gateway_url: str | None) -> str:
@@ -151,9 +122,45 @@ def status(config: Path, model: str, gateway_url: str | None) -> str:
         lines.append(
             f"  shadow   {shadow.name:<16} {shadow.url:<28} sampled {shadow.sample_percent:g}%"
         )
+    lines.extend(_run_lines(settings.canary))
     if gateway_url:
         lines.append(_live(gateway_url, model))
     return "\n".join(lines)
+
+
+def _run_lines(canary: CanarySettings | None) -> list[str]:
+    """The automated rollout as the file has it: state, step, weight, failed checks, reason."""
+    analysis = canary.analysis if canary is not None else None
+    if canary is None or analysis is None:
+        return ["  rollout  (no canary.analysis: manual rollout only)"]
+    steps = ", ".join(f"{s:g}" for s in analysis.steps)
+    step = f"step {analysis.step} of {len(analysis.steps)}" if analysis.step else "no step"
+    lines = [
+        f"  rollout  {analysis.state}  {step}  weight {canary.weight:g}%  steps [{steps}]  "
+        f"failed checks {analysis.failed_checks} of {analysis.max_failed_checks}  "
+        f"every {analysis.interval_seconds:g} s, at least {analysis.min_requests} requests"
+    ]
+    if analysis.reason:
+        lines.append(f"  reason   {analysis.reason}")
+    return lines
+
+
+def _check_lines(section: dict[str, Any]) -> list[str]:
+    """The last checks the gateway judged (value, bound, ok), from its live status."""
+    rollout = section.get("rollout") if isinstance(section, dict) else None
+    if not isinstance(rollout, dict):
+        return []
+    lines = []
+    if rollout.get("waiting"):
+        lines.append(f"  waiting  {rollout['waiting']}")
+    for check in rollout.get("last_checks") or []:
+        verdict = "ok    " if check.get("ok") else "FAILED"
+        value = check.get("value")
+        shown = check.get("error") if value is None else f"{value:.6g}"
+        lines.append(
+            f"  check    {verdict} {check.get('name'):<22} {shown}  bound {check.get('bound')}"
+        )
+    return lines
 
 
 def _live(gateway_url: str, model: str) -> str:
@@ -191,9 +198,10 @@ def _live(gateway_url: str, model: str) -> str:
     section = doc.get("models", {}).get(model) if isinstance(doc, dict) else None
     if section is None:
         return f"  live     {gateway_url} reports nothing for {model!r}"
-    return "  live     " + orjson.dumps(section, option=orjson.OPT_INDENT_2).decode().replace(
-        "\n", "\n           "
-    )
+    checks = _check_lines(section)
+    return "\n".join([*checks, "  live     " + orjson.dumps(
+        section, option=orjson.OPT_INDENT_2
+    ).decode().replace("\n", "\n           ")])  # fmt: skip
 
 
 def _loopback(url: str) -> bool:
@@ -234,6 +242,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model"
     )
     actions.add_parser("rollback", help="canary weight 0, canary kept").add_argument("model")
+    for action, text in (
+        ("start", "begin the automated rollout of canary.analysis: step 1 at its weight"),
+        ("pause", "hold the automated rollout at its step and weight"),
+        ("resume", "go on with a paused automated rollout"),
+        ("abort", "end the automated rollout: canary weight 0, state rolled_back"),
+    ):
+        actions.add_parser(action, help=text).add_argument("model")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -247,10 +262,22 @@ def run_from_args(args: argparse.Namespace) -> int:
             entry = set_weight(config, args.model, parse_weight(args.percent), log)
         elif args.action == "promote":
             entry = promote(config, args.model, log)
-        else:
+        elif args.action == "rollback":
             entry = rollback(config, args.model, log)
+        else:
+            entry = _RUN_ACTIONS[args.action](config, args.model, log)
     except RolloutError as exc:
         print(f"gateway rollout {args.action}: {exc}", file=sys.stderr)
         return 1
     print(f"{args.action} {args.model}: {entry['before']} -> {entry['after']} (logged to {log})")
+    if entry.get("run"):
+        print(f"note: {entry['run']}")
     return 0
+
+
+_RUN_ACTIONS = {
+    "start": runs.start,
+    "pause": runs.pause,
+    "resume": runs.resume,
+    "abort": runs.abort,
+}
