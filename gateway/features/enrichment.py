@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
+from urllib.parse import urlsplit
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from prometheus_client import Counter, Histogram
@@ -127,6 +128,12 @@ class Enricher:
         self._wall = wall_clock
         self._timer = timer
         self._counters: dict[str, _ModelCounters] = {}
+        # OTel's server.address and server.port: the store's host and port, not its URL.
+        parts = urlsplit(client.url)
+        self._server = (
+            parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80),
+        )
         # While the breaker is open, the store's health endpoint tells when it is back.
         self.probe: RecoveryProbe | None = None
         if probe_interval_seconds is not None:
@@ -263,7 +270,8 @@ class Enricher:
             "feast get-online-features", context=set_span_in_context(parent), kind=SpanKind.CLIENT
         )
         if span.is_recording():
-            span.set_attribute("server.address", self.client.url)
+            span.set_attribute("server.address", self._server[0])
+            span.set_attribute("server.port", self._server[1])
             span.set_attribute("gateway.model", plan.model)
             span.set_attribute("gateway.feature_store.entity_count", len(entity_ids))
             span.set_attribute("gateway.feature_store.feature_count", len(plan.refs))

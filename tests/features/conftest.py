@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from feast_support import Feast, serve_feast
+from feast_support import Feast, serve_feast, warm_up
 from support import ModelServer, free_port, model_server_running
 
 from gateway.demo.feature_repo import prepare_feature_repo
@@ -24,6 +24,7 @@ def feast_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def feast(feast_repo: Path) -> Iterator[Feast]:
     with serve_feast(feast_repo, free_port()) as server:
+        warm_up(server)
         yield server
 
 

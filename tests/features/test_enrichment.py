@@ -92,6 +92,7 @@ def test_live_values_in_one_call_for_repeated_entities(h: Harness) -> None:
     span = next(s for s in h.exporter.get_finished_spans() if s.name == "feast get-online-features")
     assert span.attributes is not None
     assert span.attributes["gateway.feature_store.entity_count"] == 2
+    assert (span.attributes["server.address"], span.attributes["server.port"]) == ("fake-store", 80)
     assert span.attributes["gateway.feature_store.outcome"] == "ok"
 
 

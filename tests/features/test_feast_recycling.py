@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 from contract_samples import v1_entity_doc
-from feast_support import Feast, serve_feast
+from feast_support import Feast, serve_feast, warm_up
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import MODELS, GatewayThread, ModelServer, free_port
 
@@ -45,14 +45,6 @@ def summary(events: list[str]) -> str:
         else:
             out.append(key)
     return "; ".join(out)
-
-
-def warm_up(feast: Feast) -> None:
-    """A fresh ``feast serve`` answers its first lookups slowly (the registry and the online
-    store are opened lazily); that start is not what this test is about."""
-    body = {"features": ["customer_stats:avg_amount_30d"], "entities": {"customer_id": ["c-0001"]}}
-    for _ in range(20):
-        httpx.post(f"{feast.url}/get-online-features", json=body, timeout=30).raise_for_status()
 
 
 def workers(feast: Feast) -> set[int]:
