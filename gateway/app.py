@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
-from gateway.api import admin, metrics, oip, openapi, v1
+from gateway.api import admin, metrics, oip, openapi, ui, v1
 from gateway.api.answers import INTERNAL_ERROR, error_response
 from gateway.api.dispatch import GatewayApp
 from gateway.features import snapshot
@@ -40,15 +40,20 @@ from gateway.features.feast_client import FeastClient
 from gateway.resilience.breaker import CircuitBreaker
 from gateway.resilience.trip_policy import TripPolicy
 from gateway.resilience.upstream_breaker import UpstreamBreaker
+from gateway.rollout import prometheus
+from gateway.rollout.analyst import Analyst
 from gateway.routing.shadow import ShadowDispatcher
 from gateway.service.ladder import Ladder
 from gateway.service.pipeline import PredictionService
 from gateway.service.quality import QualityCollector, refresh_forever
-from gateway.service.runtime import Runtime, build_runtime
+from gateway.service.runtime import ModelRuntime, Runtime, build_runtime
 from gateway.service.traffic_metrics import TrafficCollector
+from gateway.settings.fleet import Fleet
 from gateway.settings.loader import LoadedConfig
 from gateway.settings.reload import ConfigReloader
 from gateway.settings.schema import FeatureStoreSettings
+from gateway.telemetry.auth_metrics import AuthMetrics
+from gateway.telemetry.events import EventLog
 from gateway.telemetry.feature_metrics import FeatureMetrics
 from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.telemetry.metrics import GatewayMetrics
@@ -95,6 +100,7 @@ def build_enricher(
     metrics: FeatureMetrics,
     tracer: Tracer,
     seams: Seams,
+    events: EventLog | None = None,
 ) -> Enricher:
     """The feature store client, its breaker and the last-known-good cache, for one app."""
     # The cache keeps values as long as the largest max-age budget could use them.
@@ -103,6 +109,8 @@ def build_enricher(
     def on_change(breaker: CircuitBreaker, old: str, new: str) -> None:
         log.warning("circuit %r: %s -> %s", breaker.name, old, new)
         metrics.breaker_moved(new)
+        if events is not None:
+            events.record("breaker", None, f"{breaker.name}: {old} -> {new}")
 
     rules = store.breaker
     # A failure rate over a short time window, not a streak: a blip of the store fails a
@@ -183,6 +191,23 @@ def _start_snapshots(
     return _Snapshots(path, enricher, task, seams.wall_clock)
 
 
+def _record_canary_moves(events: EventLog, previous: Runtime, runtime: Runtime) -> None:
+    """A canary weight changed by a reload (a rollout step, promotion or rollback) is an event."""
+    for name, model in runtime.models.items():
+        before = previous.models.get(name)
+        if before is None:
+            continue
+        old, new = _canary_weight(before), _canary_weight(model)
+        if old != new:
+            canary = model.router.canary or before.router.canary
+            label = canary.name if canary is not None else "canary"
+            events.record("canary", name, f"{label}: weight {old:g}% -> {new:g}%")
+
+
+def _canary_weight(model: ModelRuntime) -> float:
+    return model.router.split.weight if model.router.canary is not None else 0.0
+
+
 def _on_sighup(reloader: ConfigReloader) -> bool:
     """Reload on SIGHUP; only possible in the main thread (not when a test runs the app)."""
     loop = asyncio.get_running_loop()
@@ -199,23 +224,35 @@ def _forget_sighup(installed: bool) -> None:
 
 
 def create_app(
-    config: LoadedConfig, seams: Seams | None = None, middleware: Sequence[Middleware] = ()
+    config: LoadedConfig,
+    seams: Seams | None = None,
+    middleware: Sequence[Middleware] = (),
+    fleet: Fleet | None = None,
 ) -> GatewayApp:
     """Build the gateway for ``config``; resources open and close with the lifespan.
 
-    ``middleware`` wraps every route, the prediction endpoints included.
+    ``middleware`` wraps every route, the prediction endpoints included. ``fleet`` is this
+    worker's place among ``gateway serve --workers N`` (default: a lone process).
     """
+    fleet = fleet or Fleet()
     seams = seams or Seams()
     settings = config.settings
     provider = build_tracer_provider(settings.telemetry, seams.span_exporter)
     tracer = provider.get_tracer("gateway", __version__)
     gateway_metrics = seams.metrics_factory()
     registry = gateway_metrics.registry
-    ladder_metrics = LadderMetrics(registry)
+    events = EventLog(clock=seams.wall_clock)
+    ladder_metrics = LadderMetrics(registry, events)
     feature_metrics = FeatureMetrics(registry) if settings.feature_store else None
+    auth_metrics = AuthMetrics(registry)
 
     def rebuild(new: LoadedConfig, previous: Runtime | None) -> Runtime:
-        return build_runtime(new, seams.breaker_clock, ladder_metrics, previous)
+        runtime = build_runtime(
+            new, seams.breaker_clock, ladder_metrics, previous, auth_metrics=auth_metrics
+        )
+        if previous is not None:  # built whole: the service swaps it in
+            _record_canary_moves(events, previous, runtime)
+        return runtime
 
     runtime = rebuild(config, None)
 
@@ -228,13 +265,14 @@ def create_app(
         enricher = None
         if settings.feature_store is not None and store_session is not None:
             assert feature_metrics is not None
+            store = settings.feature_store
             enricher = build_enricher(
-                settings.feature_store, runtime, store_session, feature_metrics, tracer, seams
+                store, runtime, store_session, feature_metrics, tracer, seams, events
             )
         snapshots = _start_snapshots(settings.feature_store, config.source, enricher, seams)
         queue = settings.server.shadow_queue
         shadows = ShadowDispatcher(
-            transport, queue_size=queue.max_queue, concurrency=queue.concurrency
+            transport, queue_size=queue.max_queue, concurrency=queue.concurrency, tracer=tracer
         )
         service = PredictionService(
             runtime,
@@ -248,19 +286,40 @@ def create_app(
             clock=seams.clock,
         )
         reload_settings = settings.server.reload
+
+        def on_reload(applied: bool) -> None:
+            gateway_metrics.count_reload(applied)
+            status = reloader.status
+            detail = f"{'applied' if applied else 'refused'} ({status.last_trigger})"
+            if not applied and status.last_error:
+                detail += f": {status.last_error[0]}"
+            events.record("reload", None, detail)
+
         reloader = ConfigReloader(
             config.source,
             service.apply,
             interval=reload_settings.interval_ms / 1000,
-            on_result=gateway_metrics.count_reload,
+            also_watch=lambda: service.runtime.config.watched_files,
+            on_result=on_reload,
         )
         traffic = TrafficCollector(lambda: service.runtime)
         registry.register(traffic)
         quality = QualityCollector(lambda: service.runtime)
         registry.register(quality)
         refresher = asyncio.create_task(refresh_forever(lambda: service.runtime, seams.clock))
+        # The canary rollout analysis: one writer of the routing file, worker 0 of a fleet.
+        analysis = None
+        if fleet.index in (None, 0):
+            analyst = Analyst(
+                lambda: service.runtime,
+                lambda: reloader.reload("analysis"),
+                partial(prometheus.evaluate, session),
+                seams.breaker_clock,
+            )
+            analysis = asyncio.create_task(analyst.run_forever(), name="rollout-analysis")
         app.state.gateway = service
         app.state.reloader = reloader
+        app.state.events = events
         shadows.start()
         hangup = _on_sighup(reloader)
         try:
@@ -274,6 +333,10 @@ def create_app(
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            if analysis is not None:
+                analysis.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await analysis
             if snapshots is not None:
                 await snapshots.stop()
             await shadows.stop()
@@ -281,7 +344,7 @@ def create_app(
                 await enricher.probe.close()
             registry.unregister(traffic)
             registry.unregister(quality)
-            del app.state.gateway, app.state.reloader
+            del app.state.gateway, app.state.reloader, app.state.events
             await session.close()
             if store_session is not None:
                 await store_session.close()
@@ -292,8 +355,9 @@ def create_app(
         routes=[
             *oip.ROUTES,
             *v1.ROUTES,
-            *metrics.ROUTES,
-            *admin.routes(os.environ.get(admin.TOKEN_VARIABLE)),
+            *metrics.routes(fleet),
+            *admin.routes(os.environ.get(admin.TOKEN_VARIABLE), fleet),
+            *ui.ROUTES,
             *openapi.ROUTES,
         ],
         middleware=middleware,

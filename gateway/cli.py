@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -47,15 +48,25 @@ def _model_server(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.demo.supervisor import run_demo
+    from gateway.demo.commands import run_from_args
 
-    return run_demo(workdir=Path(args.workdir), host=args.host)
+    return run_from_args(args)
 
 
 def _rollout(args: argparse.Namespace) -> int:
     from gateway.rollout.commands import run_from_args
 
     return run_from_args(args)
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    """Print the SHA-256 of the key on stdin (one line; surrounding whitespace dropped)."""
+    key = sys.stdin.buffer.read().strip()
+    if not key:
+        print("no key on stdin", file=sys.stderr)
+        return 1
+    print(hashlib.sha256(key).hexdigest())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,28 +81,38 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the gateway", description="Run the gateway until Ctrl-C or SIGTERM."
+        "serve",
+        help="run the gateway",
+        description="Run the gateway until Ctrl-C or SIGTERM. With --workers N, N processes "
+        "share the port as one gateway: one /metrics scrape covers every worker (metric files "
+        "in $PROMETHEUS_MULTIPROC_DIR if set, else a temporary folder; emptied at start and "
+        "exit), SIGHUP to this process or POST /admin/reload has every worker reload the "
+        "config in place, and /admin/status names the worker that answered (docs/fleet.md).",
     )
     serve.add_argument(
         "--config", default=DEFAULT_CONFIG, help=f"routing YAML (default: {DEFAULT_CONFIG})"
     )
     serve.add_argument("--host", help="address to bind (default: server.host in the config)")
     serve.add_argument("--port", type=int, help="port (default: server.port in the config, 8080)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default: 1: a single process, no metric files)",
+    )
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
         "demo",
         help="run the whole local demo stack",
         description="Start Feast (6566), model servers for fraud v1/v2/v3 (8001-8003) and the "
-        "gateway (8080) on loopback; stop them all on Ctrl-C or SIGTERM.",
+        "gateway (8080) on loopback; a part that dies is restarted while the rest keeps "
+        "serving; stop them all on Ctrl-C or SIGTERM. From another terminal, `gateway demo "
+        "fault kill|stall|heal PART` breaks a part and `gateway demo status` shows them.",
     )
-    demo.add_argument(
-        "--workdir", default=".demo", help="folder for the feature repo and logs (default: .demo)"
-    )
-    demo.add_argument(
-        "--host", default="127.0.0.1", help="address every process binds (default: 127.0.0.1)"
-    )
+    from gateway.demo.commands import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     demo.set_defaults(run=_demo)
 
     model_server = commands.add_parser(
@@ -115,6 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rollout_arguments(rollout)
     rollout.set_defaults(run=_rollout)
+
+    auth = commands.add_parser(
+        "auth",
+        help="predict API keys: hash-key",
+        description="Helpers for the predict API keys of the auth: section (docs/auth.md).",
+    )
+    auth_commands = auth.add_subparsers(dest="auth_command", required=True, metavar="COMMAND")
+    hash_key = auth_commands.add_parser(
+        "hash-key",
+        help="print the sha256 of a key read from stdin",
+        description="Read one API key from stdin and print its SHA-256 (hex), the value for "
+        "auth.api_keys[].sha256. Example: openssl rand -hex 32 | tee key | gateway auth hash-key",
+    )
+    hash_key.set_defaults(run=_hash_key)
 
     check = commands.add_parser(
         "check-config",

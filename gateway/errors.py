@@ -7,7 +7,12 @@ about status codes, so nothing below the edge imports the web framework.
     ├── RequestError                 the client's request is at fault (4xx)
     │   ├── InvalidInput             400: malformed body, a field breaking a rule
     │   ├── ModelNotFound            404: unknown model or version
-    │   └── PayloadTooLarge          413: body over the configured limit
+    │   ├── PayloadTooLarge          413: body over the configured limit (inflated, too)
+    │   ├── UnsupportedEncoding      415: a Content-Encoding the gateway does not decode
+    │   └── AccessDenied             a predict API key check failed (docs/auth.md)
+    │       ├── Unauthenticated      401: no valid API key
+    │       ├── Forbidden            403: the key may not call this model
+    │       └── RateLimited          429: the key is over its rate limit
     └── ServiceError                 the gateway could not serve (5xx)
         ├── UpstreamError            a model server failed
         │   ├── UpstreamUnavailable  503: connection refused/reset, server gone
@@ -51,6 +56,41 @@ class ModelNotFound(RequestError):
 
 class PayloadTooLarge(RequestError):
     """The body is larger than the configured limit."""
+
+
+class UnsupportedEncoding(RequestError):
+    """The body's ``Content-Encoding`` is not one the gateway inflates (gzip, deflate)."""
+
+
+class AccessDenied(RequestError):
+    """A predict API key check refused the request; ``key`` names the key (None: none
+    was valid). Never carries the key itself."""
+
+    def __init__(self, message: str, key: str | None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Unauthenticated(AccessDenied):
+    """No valid API key was presented; ``challenge`` is the ``WWW-Authenticate`` value."""
+
+    challenge = 'Bearer realm="gateway"'
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, None)
+
+
+class Forbidden(AccessDenied):
+    """The key is valid but may not call the model."""
+
+
+class RateLimited(AccessDenied):
+    """The key's token bucket is empty."""
+
+    def __init__(self, message: str, key: str, retry_after_seconds: int) -> None:
+        super().__init__(message, key)
+        # Whole seconds until a token is back, at least 1 (the Retry-After header).
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ServiceError(GatewayError):
@@ -155,6 +195,10 @@ _TABLE: dict[type[GatewayError], tuple[int, str]] = {
     InvalidInput: (400, "invalid_input"),
     ModelNotFound: (404, "not_found"),
     PayloadTooLarge: (413, "too_large"),
+    UnsupportedEncoding: (415, "unsupported_encoding"),
+    Unauthenticated: (401, "unauthenticated"),
+    Forbidden: (403, "forbidden"),
+    RateLimited: (429, "rate_limited"),
     RequestError: (400, "bad_request"),
     NotReady: (503, "not_ready"),
     UpstreamUnavailable: (503, "upstream_unavailable"),

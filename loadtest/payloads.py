@@ -130,3 +130,41 @@ def mixed_payloads(
     rng = random.Random(MIXED_SEED)
     for index in indices:
         yield v2[index] if rng.random() < v2_share else v1[index]
+
+
+def v2_batch_payload(
+    rows: list[Row], card: ModelCard, *, binary: bool, model: str = "fraud"
+) -> tuple[Payload, dict[str, str]]:
+    """One OIP body with every row of ``rows`` as a ``[len(rows), 1]`` tensor per input,
+    and the headers it needs: JSON tensors, or (``binary``) Triton's binary tensor data
+    for every input, asking for binary outputs, as tritonclient does by default."""
+    import numpy as np
+
+    from gateway.wire.binary import HEADER_LENGTH, OIP_TO_NUMPY, encode_tensor
+
+    count = len(rows)
+    inputs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for spec in card.inputs:
+        values = [{**row["instance"], **row["features"]}[spec.name] for row in rows]
+        tensor: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype,
+                                  "shape": [count, 1]}  # fmt: skip
+        if not binary:
+            tensor["data"] = (
+                [float(v) for v in values] if spec.datatype.startswith("FP") else values
+            )
+        else:
+            array = np.array(values, dtype=OIP_TO_NUMPY[spec.datatype])
+            blob = encode_tensor(spec.datatype, array)
+            tensor["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        inputs.append(tensor)
+    doc: dict[str, Any] = {"inputs": inputs}
+    if binary:
+        doc["parameters"] = {"binary_data_output": True}
+    header = orjson.dumps(doc)
+    headers = {"content-type": "application/octet-stream" if binary else "application/json"}
+    if binary:
+        headers[HEADER_LENGTH] = str(len(header))
+    label = int(rows[0]["label"])
+    return Payload(f"/v2/models/{model}/infer", b"".join([header, *blobs]), label), headers

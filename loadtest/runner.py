@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 
 from gateway.contracts.card import load_card
-from loadtest import chaos, generator
+from loadtest import chaos, generator, rollout_watch
 from loadtest.breaker_timeline import TOKEN_VARIABLE, BreakerSample, poll_breakers
 from loadtest.chaos import Fired
 from loadtest.generator import Record
@@ -191,6 +191,9 @@ def apply_fault(stack: Stack, fault: Fault) -> None:
     elif fault.action == "set-weight":
         subprocess.run(gateway_command("rollout", "--config", str(stack.gateway_config), "set-weight",
                                        str(fault.model), str(fault.percent)), check=True, capture_output=True)  # fmt: skip
+    elif fault.action == "rollout-start":
+        subprocess.run(gateway_command("rollout", "--config", str(stack.gateway_config), "start",
+                                       str(fault.model)), check=True, capture_output=True)  # fmt: skip
     else:
         raise ValueError(f"cannot apply {fault.action} to {fault.target!r}")
 
@@ -262,7 +265,8 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
         quality_poller = asyncio.create_task(poll_quality(
             stack.gateway_url, stack.admin_token, watch.model, stop_polling, start=start,
             interval=watch.poll_seconds))  # fmt: skip
-    rss = asyncio.create_task(sample_rss(stack.procs["gateway"], stop_polling, start))
+    gateway = stack.procs.get("gateway")
+    rss = asyncio.create_task(sample_rss(gateway, stop_polling, start)) if gateway else None
     fault_tasks = [asyncio.create_task(fire(f)) for f in scenario.faults]
     records: list[Record] = []
     offset = 0.0
@@ -277,7 +281,7 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
         stop_polling.set()
         breakers = await poller
         quality = await quality_poller if quality_poller is not None else []
-        gateway_rss = await rss
+        gateway_rss = await rss if rss is not None else []
     return Run(records, fired, breakers, quality, spans, gateway_rss)
 
 
@@ -308,11 +312,22 @@ def run_one(scenario: Scenario, out: Path) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix=f"scenario-{scenario.name.replace('/', '-')}-"))
     stack = start_stack(scenario, workdir)
+    rollout = None
     try:
         run = asyncio.run(drive(scenario, stack))
+        if scenario.expect.rollout is not None:
+            rollout = rollout_watch.outcome(stack.gateway_url, stack.admin_token,
+                                            stack.gateway_config, scenario.expect.rollout)  # fmt: skip
     finally:
         stack.stop()
     verdicts = evaluate(scenario, run.records, run.faults, run.quality)
+    if rollout is not None:
+        assert scenario.expect.rollout is not None
+        rollout["canary_requests_served"] = sum(r.variant == "canary" for r in run.records)
+        verdicts += [Verdict(ok, text) for ok, text in
+                     rollout_watch.verdicts(rollout, scenario.expect.rollout)]  # fmt: skip
+        (out / "rollout.json").parent.mkdir(parents=True, exist_ok=True)
+        (out / "rollout.json").write_bytes(orjson.dumps(rollout, option=orjson.OPT_INDENT_2))
     chaos_doc = None
     if scenario.expect.chaos is not None:
         chaos_doc = chaos.figures(run.records, run.fired, run.breakers, run.gateway_rss,

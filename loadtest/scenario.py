@@ -87,7 +87,11 @@ class LoadSpec(_Strict):
         return value
 
 
-Action = Literal["kill", "stop", "cont", "restart", "fault", "set-weight", "corrupt", "heal"]
+Action = Literal[
+    "kill", "stop", "cont", "restart", "fault", "set-weight", "corrupt", "heal", "rollout-start"
+]
+# Actions that run a `gateway rollout` command on the stack's config (need a model, no target).
+ROLLOUT_ACTIONS = ("set-weight", "rollout-start")
 # Actions on the fault proxy between the gateway and Feast (loadtest/feast_proxy.py).
 PROXY_ACTIONS = ("corrupt", "heal")
 
@@ -99,7 +103,7 @@ class Fault(_Strict):
     mode: str | None = None  # for action: fault
     delay_ms: float = 0.0
     rate: float = 1.0
-    model: str | None = None  # for set-weight
+    model: str | None = None  # for set-weight and rollout-start
     percent: float | None = None
     # For corrupt (target: feast): Feast's answers carry this store feature's values
     # times ``factor``, silently, until a heal.
@@ -170,6 +174,18 @@ class AucBound(_Strict):
     skip_seconds: float = 0.0
 
 
+class RolloutOutcome(_Strict):
+    """How the automated rollout of ``model`` (started by a ``rollout-start`` fault) ends,
+    read at the end of the run from ``/admin/status`` and the audit log
+    (``loadtest/rollout_watch.py``): its final ``state``; for ``rolled_back``, weight 0
+    within ``within_intervals`` analysis intervals of the first failing check; for
+    ``promoted``, one audit record per step, then the promotion."""
+
+    model: str = "fraud"
+    state: Literal["promoted", "rolled_back"]
+    within_intervals: float = Field(default=2.0, gt=0)
+
+
 class Expectations(_Strict):
     max_errors: int | None = 0
     # The bounds of a run with a chaos section (loadtest/chaos.py).
@@ -183,6 +199,7 @@ class Expectations(_Strict):
     # Read from the polled data-quality verdicts (needs a data_quality section).
     detect: tuple[Detection, ...] = ()
     quality_status: tuple[StatusBound, ...] = ()
+    rollout: RolloutOutcome | None = None
 
     def merged(self, extra: Expectations) -> Expectations:
         """These expectations and ``extra``'s: lists joined, a number ``extra`` sets wins."""
@@ -327,7 +344,9 @@ def _inconsistency(scenario: Scenario) -> str | None:
 
 
 def _fault_problem(scenario: Scenario, fault: Fault) -> str | None:
-    if fault.action != "set-weight" and fault.target is None:
+    if fault.action in ROLLOUT_ACTIONS and fault.model is None:
+        return f"a {fault.action} fault needs a model"
+    if fault.action not in ROLLOUT_ACTIONS and fault.target is None:
         return f"a {fault.action} fault needs a target"
     if fault.action in PROXY_ACTIONS and (fault.target != "feast" or not scenario.stack.feast):
         return f"a {fault.action} fault needs target: feast and stack.feast: true"
@@ -356,6 +375,8 @@ def _expectation_problem(scenario: Scenario, expect: Expectations, names: set[st
     if (expect.detect or expect.quality_status) and scenario.data_quality is None:
         return "detect and quality_status need a data_quality section"
     actions = {f.action for f in scenario.faults}
+    if expect.rollout is not None and "rollout-start" not in actions:
+        return "rollout: needs a rollout-start fault"
     for detection in expect.detect:
         if detection.after not in actions:
             return f"detect: no {detection.after} fault to time from"

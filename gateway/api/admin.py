@@ -1,7 +1,11 @@
 """The admin API, behind a bearer token: ``GET /admin/status``, ``POST /admin/reload``.
 
 Status shows why each model is (or is not) degraded, its routing and its shadows'
-paired comparison, and the config's reload state.
+paired comparison, its request counters, the feature store's breaker and cache, the
+config's reload state and the recent events (breaker transitions, reloads, canary weight
+changes; oldest first, bounded), and which worker answered (``worker``: pid, slot, how
+many; see docs/fleet.md). The operator page (``/admin/ui``, :mod:`gateway.api.ui`)
+reads it with the same token.
 
 The token comes from ``GATEWAY_ADMIN_TOKEN`` when the app is built and is compared in
 constant time. Without it the admin API is off: every ``/admin`` request gets 403 and the
@@ -19,8 +23,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.answers import error_response, json_response, service_of
-from gateway.service.status import runtime_status
+from gateway.service.status import service_status
+from gateway.settings.fleet import Fleet
 from gateway.settings.reload import ConfigReloader
+from gateway.telemetry.events import EventLog
 
 log = logging.getLogger("gateway.admin")
 TOKEN_VARIABLE = "GATEWAY_ADMIN_TOKEN"
@@ -37,7 +43,9 @@ def _reloader(request: Request) -> ConfigReloader:
     return reloader
 
 
-def routes(token: str | None) -> list[Route]:
+def routes(token: str | None, fleet: Fleet | None = None) -> list[Route]:
+    """The admin routes; ``fleet`` says which worker answers (``gateway serve --workers``)."""
+    fleet = fleet or Fleet()
     if not token:
         log.warning("%s is not set: the admin API is disabled", TOKEN_VARIABLE)
     secret = token.encode() if token else b""
@@ -59,24 +67,45 @@ def routes(token: str | None) -> list[Route]:
         return endpoint
 
     async def status(request: Request) -> Response:
-        runtime = service_of(request).runtime
+        service = service_of(request)
+        events: EventLog = request.app.state.events
         return json_response(
             {
+                "worker": fleet.status(),
                 "config": {
-                    "path": str(runtime.config.source),
+                    "path": str(service.runtime.config.source),
                     "reload": _reloader(request).status.as_dict(),
                 },
-                "models": runtime_status(runtime),
+                **service_status(service),
+                "events": events.as_list(),
             }
         )
 
     async def reload(request: Request) -> Response:
-        """Load the config file now; 200 when applied, 422 with every problem when refused."""
+        """Load the config file now; 200 when applied, 422 with every problem when refused.
+
+        In a fleet only this worker answers: once it has applied the file it asks the
+        supervisor to send SIGHUP to every worker (itself included, which loads the file
+        again), and says so; each worker's own state is in its ``/admin/status``. A refused
+        file is not passed on: every worker would refuse it the same way.
+        """
         reloader = _reloader(request)
         applied = await reloader.reload("admin")
-        return json_response(
-            {"applied": applied, "reload": reloader.status.as_dict()}, 200 if applied else 422
-        )
+        answer: dict[str, object] = {"applied": applied, "reload": reloader.status.as_dict()}
+        if fleet.workers > 1:
+            asked = applied and fleet.ask_every_worker_to_reload()
+            answer["fleet"] = {
+                "worker": fleet.status(),
+                "every_worker_asked_to_reload": asked,
+                "note": (
+                    f"this worker applied the file; the supervisor sends SIGHUP to all "
+                    f"{fleet.workers} workers, each reloads the file in place: see each "
+                    "worker's /admin/status"
+                    if asked
+                    else "only this worker loaded the file; the others keep what they run"
+                ),
+            }
+        return json_response(answer, 200 if applied else 422)
 
     return [
         Route("/admin/status", guarded(status), methods=["GET"]),

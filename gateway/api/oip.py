@@ -1,7 +1,9 @@
 """Open Inference Protocol v2 REST endpoints; infer is a codec over the prediction service.
 
 The answer is the serving rung's OIP document with the gateway's ``model_name``, the
-request's ``id`` and the provenance in ``parameters``.
+request's ``id`` and the provenance in ``parameters``; outputs the client asked for as
+binary tensor data (``binary_data_output``, per-output ``binary_data``) follow the JSON
+part, whose length is the ``Inference-Header-Content-Length`` header.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.answers import error_response, json_response, service_of
+from gateway.api.keys import metadata_refusal
 from gateway.api.predictions import answer_prediction
 from gateway.errors import GatewayError
 from gateway.service.pipeline import Prediction
 from gateway.service.runtime import ModelRuntime
+from gateway.wire.binary import HEADER_LENGTH, encode_answer
 
 _LIVE = b'{"live":true}'
+OCTETS = "application/octet-stream"
 
 
 async def server_metadata(request: Request) -> Response:
+    if (refusal := metadata_refusal(request, None)) is not None:
+        return refusal
     return json_response(service_of(request).runtime.server_metadata_body)
 
 
@@ -41,6 +48,8 @@ async def server_ready(request: Request) -> Response:
 
 
 async def model_metadata(request: Request) -> Response:
+    if (refusal := metadata_refusal(request, request.path_params["model"])) is not None:
+        return refusal
     try:
         model = _model(request)
     except GatewayError as exc:
@@ -49,6 +58,8 @@ async def model_metadata(request: Request) -> Response:
 
 
 async def model_ready(request: Request) -> Response:
+    if (refusal := metadata_refusal(request, request.path_params["model"])) is not None:
+        return refusal
     try:
         model = _model(request)
     except GatewayError as exc:
@@ -67,7 +78,15 @@ def encode_v2(prediction: Prediction) -> Response:
         **(parameters if isinstance(parameters, dict) else {}),
         **prediction.provenance.v2_parameters(),
     }
-    return json_response(answer, headers=prediction.provenance.headers())
+    headers = prediction.provenance.headers()
+    forms = prediction.output_forms
+    if forms is not None and forms.any:  # the client asked for binary tensor data
+        body, json_length = encode_answer(answer, forms)
+        if json_length is not None:
+            headers[HEADER_LENGTH] = str(json_length)
+            return Response(body, headers=headers, media_type=OCTETS)
+        return json_response(body, headers=headers)
+    return json_response(answer, headers=headers)
 
 
 async def infer(request: Request) -> Response:

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from gateway import __version__
 from gateway.api.answers import json_response, service_of
+from gateway.api.keys import metadata_refusal
 from gateway.contracts.oip import DATATYPES
 from gateway.service.runtime import Runtime
 
@@ -40,6 +41,18 @@ _PREDICTION_ERRORS = {
     "502": _error("the model server answered badly or broke the output contract"),
     "503": _error("no model server or fallback could answer"),
     "504": _error("the model server did not answer in time"),
+}  # fmt: skip
+
+
+_API_KEY_SCHEMES = {
+    "apiKeyBearer": {"type": "http", "scheme": "bearer", "description": "a predict API key"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+}
+_API_KEY_ERRORS = {
+    "401": _error("no valid API key (Authorization: Bearer <key> or x-api-key)"),
+    "403": _error("the API key may not call this model"),
+    "429": {**_error("the API key is over its rate limit"),
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}},
 }  # fmt: skip
 
 
@@ -106,7 +119,17 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
                           "403": _error("the admin API is disabled (no GATEWAY_ADMIN_TOKEN)"),
                           "422": _ok({"type": "object"})},
         }},
+        **{path: {"get": {"summary": f"the operator page: {what} (no data, no token needed)",
+                          "responses": {"200": {"description": what,
+                                                "content": {media: {"schema": {"type": "string"}}}}}}}
+           for path, what, media in (("/admin/ui", "the page", "text/html"),
+                                     ("/admin/ui/app.js", "its script", "text/javascript"),
+                                     ("/admin/ui/app.css", "its style sheet", "text/css"))},
     }  # fmt: skip
+    schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    if runtime.auth is not None:
+        schemes |= _API_KEY_SCHEMES
+        _require_api_keys(paths, runtime.auth.protect_metadata)
     return {
         "openapi": "3.0.3",
         "info": {"title": "gateway", "version": __version__,
@@ -114,9 +137,22 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": {**_schemas(), "Instance": _instance(runtime)},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": schemes,
         },
     }  # fmt: skip
+
+
+def _require_api_keys(paths: dict[str, Any], protect_metadata: bool) -> None:
+    """Mark the operations that need a predict API key (docs/auth.md)."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            predicts = method == "post" and path.startswith(("/v1/", "/v2/"))
+            describes = method == "get" and (
+                path in ("/v2", "/openapi.json") or path.startswith("/v2/models/")
+            )
+            if predicts or (describes and protect_metadata):
+                operation["security"] = [{"apiKeyBearer": []}, {"apiKey": []}]
+                operation["responses"] = {**operation["responses"], **_API_KEY_ERRORS}
 
 
 def _instance(runtime: Runtime) -> dict[str, Any]:
@@ -186,6 +222,8 @@ def _schemas() -> dict[str, Any]:
 
 
 async def openapi(request: Request) -> Response:
+    if (refusal := metadata_refusal(request, None)) is not None:
+        return refusal
     return json_response(build_document(service_of(request).runtime))
 
 

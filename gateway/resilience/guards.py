@@ -41,9 +41,10 @@ def is_upstream_failure(exc: BaseException) -> bool:
 def guard_spec(model: ModelSettings, upstream: UpstreamSettings) -> object:
     """Everything a guarded upstream is built from; equal specs mean it can be kept.
 
-    A canary's weight is routing, not the guard's business, so it is left out.
+    A canary's weight and its rollout's analysis are routing, not the guard's business,
+    so they are left out (a rollout step resets no breaker).
     """
-    endpoint = upstream.model_dump_json(exclude={"weight"})
+    endpoint = upstream.model_dump_json(exclude={"weight", "analysis"})
     return (endpoint, model.breaker, model.timeouts, model.retries, model.bulkhead)
 
 
@@ -163,10 +164,11 @@ class GuardedUpstream:
 
         def on_change(breaker: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
             reason = breaker.trip_reason if isinstance(breaker, UpstreamBreaker) else None
-            log.warning(
-                "circuit %r: %s -> %s%s", breaker.name, old, new, f" ({reason})" if reason else ""
-            )
-            metrics.breaker_moved(model, breaker.name.partition("/")[2], new)
+            because = f" ({reason})" if reason else ""
+            log.warning("circuit %r: %s -> %s%s", breaker.name, old, new, because)
+            endpoint_name = breaker.name.partition("/")[2]
+            metrics.breaker_moved(model, endpoint_name, new)
+            metrics.events.record("breaker", model, f"{endpoint_name}: {old} -> {new}{because}")
 
         def endpoint(upstream_at: Upstream) -> Endpoint:
             policy = TripPolicy(

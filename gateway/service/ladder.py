@@ -47,7 +47,7 @@ from gateway.resilience.upstream_breaker import UpstreamBreaker
 from gateway.service.runtime import ModelRuntime
 from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.telemetry.metrics import GatewayMetrics
-from gateway.telemetry.tracing import traceparent
+from gateway.telemetry.tracing import trace_headers
 from gateway.upstream.client import Upstream
 
 log = logging.getLogger("gateway.ladder")
@@ -103,6 +103,10 @@ class Ladder:
         """
         has_lower_rung = model.fallback is not None or model.default is not None
         reasons: list[tuple[str, str]] = []
+        cohorts = model.cohorts
+        cohort = cohorts.of(variant) if cohorts is not None else None
+        if cohort is not None:  # a canary under analysis: its and the primary's figures
+            cohort.requests += 1
         if request.body is None:
             reasons.append((target.name, request.skip_reason or "not usable"))
         else:
@@ -114,6 +118,10 @@ class Ladder:
                 raise
             except GatewayError as exc:
                 self._rung_failed(model, target, exc, parent)
+                if cohort is not None:
+                    cohort.errors += 1
+                    if isinstance(exc, OutputViolation):
+                        cohort.violations += 1
                 if not has_lower_rung or (
                     isinstance(exc, BulkheadFull) and target.reject_when_full
                 ):
@@ -123,6 +131,8 @@ class Ladder:
                 self.ladder_metrics.count_served(model.name, variant)
                 provenance = Provenance(variant, served_by, degraded=False, feature_source="none")
                 return answer, provenance.with_features(request.feature_source)
+        if cohort is not None:
+            cohort.lower_rung += 1
         fallback = model.fallback
         if fallback is not None:
             try:
@@ -233,7 +243,8 @@ class Ladder:
             else parent
         )
         if span.is_recording():
-            span.set_attribute("server.address", upstream.base_url)
+            span.set_attribute("server.address", upstream.host)
+            span.set_attribute("server.port", upstream.port)
             span.set_attribute("gateway.upstream", upstream.name)
             if attempt > 1:
                 span.set_attribute("gateway.attempt", attempt)
@@ -241,10 +252,7 @@ class Ladder:
         started = self.clock()
         try:
             payload = await self.transport(
-                upstream,
-                body,
-                {"traceparent": traceparent(span.get_span_context())},
-                timeout_seconds,
+                upstream, body, trace_headers(span.get_span_context()), timeout_seconds
             )
             answer = parse_answer(upstream.name, payload)
             check = model.outputs

@@ -5,6 +5,9 @@ over: which API and model, the headers, a way to read the body, the arrival time
 returns a :class:`Prediction` (the answer, its provenance, the rows' scores), in this
 order, for v1 and v2 alike:
 
+0. **admit** the caller when the config has API keys (:mod:`.auth`): a request without a
+   valid key, for a model its key may not call, or over its key's rate is refused before
+   anything below, its body unread;
 1. **decode and validate** the body against the model's contract (:mod:`.inputs`); a
    refused request is counted per field and rule and never goes further. Values the
    model never saw in training are flagged (or, per ``contract.out_of_distribution``,
@@ -43,6 +46,7 @@ from gateway.service.runtime import ModelRuntime, Runtime
 from gateway.settings.loader import ConfigError, ConfigProblem, LoadedConfig
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.upstream.client import Upstream
+from gateway.wire.binary import OutputForms
 
 log = logging.getLogger("gateway.service")
 
@@ -55,6 +59,8 @@ RuntimeBuilder = Callable[[LoadedConfig, Runtime | None], Runtime]
 
 # A readiness probe must answer quickly even when an upstream hangs.
 READY_PROBE_SECONDS = 0.5
+# An upstream's readiness is asked at most once a second (health checks come often).
+READY_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,8 @@ class Prediction:
     # Where each row's store features came from, when the serving upstream used them.
     features: list[InstanceFeatures] | None
     request_id: str | None
+    # The outputs the client asked for as binary tensor data (None: all JSON).
+    output_forms: OutputForms | None = None
 
 
 class PredictionService:
@@ -112,10 +120,13 @@ class PredictionService:
         self.clock = clock
         self._build_runtime = build_runtime
         self._probe = probe
+        self._readiness: dict[str, tuple[float, bool]] = {}  # ready URL -> (asked at, ready)
 
     async def predict(self, call: PredictionCall, span: Span) -> Prediction:
         """Serve ``call``; raise a :class:`~gateway.errors.GatewayError` when it cannot be."""
         runtime = self.runtime
+        if runtime.auth is not None:
+            runtime.auth.admit(call.headers, call.model, span)
         model = runtime.model(call.model)
         model.check_version(call.version)
         try:
@@ -172,9 +183,12 @@ class PredictionService:
             else []
         )
         served_scores = [p["score"] for p in predictions]
-        self.metrics.observe_served(
-            model.name, provenance.variant, self.clock() - call.arrived, served_scores
-        )
+        took = self.clock() - call.arrived
+        self.metrics.observe_served(model.name, provenance.variant, took, served_scores)
+        if model.cohorts is not None:  # a canary under analysis; scores of its own upstream
+            model.cohorts.of(variant).answered(
+                took, served_scores if provenance.variant == variant else ()
+            )
         if quality is not None:
             quality.observe(rows.columns())
             if enrichment is not None:
@@ -183,7 +197,9 @@ class PredictionService:
             quality.observe_scores(provenance.variant, served_scores)
         upstream_served = provenance.variant in ("primary", "canary")
         if upstream_served and predictions and model.shadows and request.body is not None:
-            self.shadows.offer(model.shadows, request.body, served_scores, batch)
+            self.shadows.offer(
+                model.shadows, request.body, served_scores, batch, span.get_span_context()
+            )
         return Prediction(
             model,
             answer,
@@ -191,6 +207,7 @@ class PredictionService:
             predictions,
             enrichment.instances if enrichment is not None and upstream_served else None,
             rows.request_id,
+            rows.output_forms,
         )
 
     def _deadline(
@@ -247,10 +264,18 @@ class PredictionService:
             span.set_attribute("gateway.rejection.fields", sorted({field for field, _ in labels}))
 
     async def ready(self, model: ModelRuntime) -> bool:
-        """Ready while any rung can serve: an in-process rung always can, else the upstream."""
+        """Ready while any rung can serve: an in-process rung always can, else the upstream
+        primary's model-ready endpoint must say so (asked at most once a second)."""
         if model.has_lower_rung:
             return True
-        return await self._probe(model.router.primary.upstream, READY_PROBE_SECONDS)
+        upstream = model.router.primary.upstream
+        now = self.clock()
+        cached = self._readiness.get(upstream.ready_url)
+        if cached is not None and now - cached[0] < READY_CACHE_SECONDS:
+            return cached[1]
+        ready = await self._probe(upstream, READY_PROBE_SECONDS)
+        self._readiness[upstream.ready_url] = (now, ready)
+        return ready
 
     def apply(self, config: LoadedConfig) -> None:
         """Swap in a runtime for ``config`` (one assignment), or raise :class:`ConfigError`

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Literal, TypeVar
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.contracts.card import ModelCard
@@ -32,12 +33,15 @@ from gateway.contracts.v1 import InstanceDecoder
 from gateway.errors import ModelNotFound
 from gateway.fallback.default import DefaultAnswer
 from gateway.fallback.onnx_model import FallbackModel
+from gateway.quality.cohorts import CanaryCohorts
 from gateway.quality.monitors import ModelQuality
 from gateway.resilience.guards import GuardedUpstream, guard_spec
 from gateway.routing.router import Router
 from gateway.routing.shadow import Shadow, ShadowTarget, shadow_spec
+from gateway.service.auth import KeyTable
 from gateway.settings.loader import LoadedConfig
 from gateway.settings.schema import ModelSettings, ShadowSettings, UpstreamSettings
+from gateway.telemetry.auth_metrics import AuthMetrics
 from gateway.telemetry.ladder_metrics import LadderMetrics
 from gateway.upstream.client import Upstream
 
@@ -72,6 +76,9 @@ class ModelRuntime:
     shadows: tuple[Shadow, ...] = ()
     # The data-quality monitors (None: ``data_quality.enabled: false``).
     quality: ModelQuality | None = None
+    # Per-interval cohort figures for the canary's rollout analysis (None: no
+    # ``canary.analysis``, and nothing is counted).
+    cohorts: CanaryCohorts | None = None
 
     @property
     def has_lower_rung(self) -> bool:
@@ -90,6 +97,8 @@ class Runtime:
     config: LoadedConfig
     models: MappingProxyType[str, ModelRuntime]
     server_metadata_body: bytes
+    # The predict API keys (None: no ``auth:`` section, every request is served).
+    auth: KeyTable | None = None
 
     def model(self, name: str) -> ModelRuntime:
         runtime = self.models.get(name)
@@ -103,16 +112,27 @@ def build_runtime(
     breaker_clock: Callable[[], float],
     metrics: LadderMetrics,
     previous: Runtime | None = None,
+    auth_metrics: AuthMetrics | None = None,
 ) -> Runtime:
     """Derive every request-time object from ``config``.
 
     With ``previous`` (a reload), stateful per-upstream objects are carried over by the
-    rule in the module docstring; new ones get breakers on ``breaker_clock``.
+    rule in the module docstring; new ones get breakers on ``breaker_clock``. API keys keep
+    their token buckets (on ``breaker_clock`` too) by the same rule; their decisions are
+    counted on ``auth_metrics`` (default: a registry of their own).
     """
     carried = _Carried(previous, breaker_clock, metrics)
     models = {name: _compile_model(config, name, carried) for name in config.settings.models}
     metadata = orjson.dumps({"name": "gateway", "version": __version__, "extensions": []})
-    return Runtime(config, MappingProxyType(models), metadata)
+    auth = None
+    if config.auth is not None:
+        auth = KeyTable.build(
+            config.auth,
+            previous.auth if previous is not None else None,
+            breaker_clock,
+            auth_metrics or AuthMetrics(CollectorRegistry()),
+        )
+    return Runtime(config, MappingProxyType(models), metadata, auth)
 
 
 def _compile_model(config: LoadedConfig, name: str, carried: _Carried) -> ModelRuntime:
@@ -175,6 +195,7 @@ def _compile_model(config: LoadedConfig, name: str, carried: _Carried) -> ModelR
             if settings.data_quality.enabled
             else None
         ),
+        cohorts=carried.cohorts(name) if canary is not None and canary.analysis else None,
     )
 
 
@@ -192,9 +213,12 @@ class _Carried:
         self._metrics = metrics
         self._old: dict[tuple[str, str], GuardedUpstream | ShadowTarget] = {}
         self._quality: dict[str, ModelQuality] = {}
+        self._cohorts: dict[str, CanaryCohorts] = {}
         for name, model in (previous.models if previous else {}).items():
             if model.quality is not None:
                 self._quality[name] = model.quality
+            if model.cohorts is not None:
+                self._cohorts[name] = model.cohorts
             for guarded in (model.router.primary, model.router.canary):
                 if guarded is not None:
                     self._old[(name, guarded.name)] = guarded
@@ -247,6 +271,11 @@ class _Carried:
             fallback_card=fallback_card,
             spec=spec,
         )
+
+    def cohorts(self, model: str) -> CanaryCohorts:
+        """The model's canary cohorts, kept while it has a ``canary.analysis``: a rollout
+        step is a reload, and the analysis decides itself when an interval starts afresh."""
+        return self._cohorts.get(model) or CanaryCohorts()
 
     def _keep(
         self, key: tuple[str, str], spec: object, kind: type[_T], build: Callable[[], _T]

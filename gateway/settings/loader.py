@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from gateway.contracts.card import CardError, ModelCard, load_card
 from gateway.contracts.feature_plan import PlanError, compile_plan
 from gateway.contracts.tightening import contract_problems
+from gateway.settings.auth import ResolvedAuth, resolve_auth
 from gateway.settings.fallback_check import fallback_problems
 from gateway.settings.schema import GatewaySettings, ModelSettings
 
@@ -51,6 +52,14 @@ class LoadedConfig:
     model_dirs: MappingProxyType[str, Path]
     # Verified fallback model directories, by served model name (see gateway.fallback).
     fallback_dirs: MappingProxyType[str, Path] = field(default_factory=lambda: MappingProxyType({}))
+    # The ``auth:`` section with its keys file read (None: no API keys are needed).
+    auth: ResolvedAuth | None = None
+
+    @property
+    def watched_files(self) -> tuple[Path, ...]:
+        """Files besides ``source`` whose change a live reload must pick up."""
+        keys_file = self.auth.keys_file if self.auth is not None else None
+        return (keys_file,) if keys_file is not None else ()
 
 
 def load_config(path: Path) -> LoadedConfig:
@@ -117,6 +126,8 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
             )
             if fallback_dir is not None:
                 fallback_dirs[name] = fallback_dir
+    auth, auth_problems = resolve_auth(settings.auth, path.parent, settings.models)
+    problems.extend(ConfigProblem(where, message) for where, message in auth_problems)
     if problems:
         raise ConfigError(source, problems)
     return LoadedConfig(
@@ -125,6 +136,7 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
         MappingProxyType(cards),
         MappingProxyType(dirs),
         MappingProxyType(fallback_dirs),
+        auth,
     )
 
 

@@ -3,7 +3,9 @@
 The watcher polls a fingerprint of the file as the path resolves now: the real path
 after following symlinks, its inode, size and modification time. That catches an
 in-place write, an editor's save-by-rename (new inode) and a Kubernetes ConfigMap update
-(the ``..data`` symlink is swapped, so the real path changes). A change is loaded in a
+(the ``..data`` symlink is swapped, so the real path changes). Files the config reads
+(``also_watch``: the API keys file a Secret mounts) are fingerprinted the same way, and a
+change to any of them reloads the whole config. A change is loaded in a
 thread (YAML parsing and card reading are blocking), validated whole, and passed to
 ``apply``; a refused file leaves the running config as it is and is recorded.
 """
@@ -15,7 +17,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,7 +27,7 @@ from gateway.settings.loader import ConfigError, LoadedConfig, load_config
 log = logging.getLogger("gateway.reload")
 
 Fingerprint = tuple[str, int, int, int, int]
-Trigger = Literal["watch", "signal", "admin", "startup"]
+Trigger = Literal["watch", "signal", "admin", "startup", "analysis"]
 
 
 def fingerprint(path: Path) -> Fingerprint | None:
@@ -71,19 +73,21 @@ class ConfigReloader:
         apply: Callable[[LoadedConfig], None],
         interval: float = 0.5,
         on_result: Callable[[bool], None] | None = None,
+        also_watch: Callable[[], Sequence[Path]] | None = None,
     ) -> None:
         self.path = path
         self.apply = apply
         self.interval = interval
         self.on_result = on_result
+        self.also_watch = also_watch  # the running config's other files
         self.status = ReloadStatus()
-        self._seen = fingerprint(path)
+        self._seen = self._fingerprints()
         self._lock = asyncio.Lock()
 
     async def reload(self, trigger: Trigger) -> bool:
         """Load and apply the file now; True when applied, False when refused."""
         async with self._lock:
-            self._seen = fingerprint(self.path)
+            self._seen = self._fingerprints()
             self.status.last_trigger = trigger
             try:
                 config = await asyncio.to_thread(load_config, self.path)
@@ -101,6 +105,10 @@ class ConfigReloader:
             self._report(True)
             return True
 
+    def _fingerprints(self) -> tuple[Fingerprint | None, ...]:
+        others = self.also_watch() if self.also_watch is not None else ()
+        return (fingerprint(self.path), *(fingerprint(other) for other in others))
+
     def _report(self, ok: bool) -> None:
         if self.on_result is not None:
             self.on_result(ok)
@@ -109,9 +117,9 @@ class ConfigReloader:
         """Poll until cancelled; reload whenever the fingerprint changes."""
         while True:
             await asyncio.sleep(self.interval)
-            current = fingerprint(self.path)
+            current = self._fingerprints()
             # A missing file is a rename in progress or a mistake: keep what runs.
-            if current is not None and current != self._seen:
+            if None not in current and current != self._seen:
                 await self.reload("watch")
 
     @contextlib.asynccontextmanager

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.settings.analysis import AnalysisSettings
+from gateway.settings.auth import AuthSettings
 from gateway.settings.quality import DataQualitySettings
 from gateway.settings.resilience import (
     BulkheadSettings,
@@ -100,6 +102,8 @@ class UpstreamSettings(_Section):
 class CanarySettings(UpstreamSettings):
     # Percent of traffic (fractions allowed, e.g. 0.5), assigned sticky by the model's key.
     weight: float = Field(default=0.0, ge=0.0, le=100.0)
+    # The automated rollout and its run (gateway/settings/analysis.py, docs/traffic.md).
+    analysis: AnalysisSettings | None = None
 
 
 class RoutingSettings(_Section):
@@ -339,6 +343,8 @@ class GatewaySettings(_Section):
     telemetry: TelemetrySettings = TelemetrySettings()
     feature_store: FeatureStoreSettings | None = None
     models: dict[str, ModelSettings] = Field(min_length=1)
+    # Predict API keys (gateway/settings/auth.py, docs/auth.md); None: no keys needed.
+    auth: AuthSettings | None = None
 
     @field_validator("models")
     @classmethod

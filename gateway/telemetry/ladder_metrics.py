@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.telemetry.events import EventLog
 from gateway.telemetry.metrics import LATENCY_BUCKETS
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class LadderMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """The ladder's families, and ``events``: the log its breakers' transitions go to."""
+
+    def __init__(self, registry: CollectorRegistry, events: EventLog | None = None) -> None:
+        self.events = events if events is not None else EventLog()
         self.served = Counter(
             "gateway_served_by",
             "Predictions answered, by model and the rung that served them "
@@ -34,6 +38,10 @@ class LadderMetrics:
             "Upstream circuit breaker state: 0 closed, 1 half-open, 2 open.",
             ["model", "upstream"],
             registry=registry,
+            # Each worker has its own breaker. With several workers the scrape shows the
+            # worst state among live ones: the labels stay as with one process (no pid),
+            # so `> 0` alerts keep working, and a dead worker's state is dropped.
+            multiprocess_mode="livemax",
         )
         self.breaker_transitions = Counter(
             "gateway_upstream_breaker_transitions",

@@ -743,3 +743,32 @@ def test_an_answer_breaking_the_output_contract_is_an_upstream_failure(
     assert rig.target.breaker.state == "open"  # two failures in a row trip it
     assert rig.serve()[1].variant == "fallback"
     assert len(rig.transport.calls) == 2  # the open breaker spares the upstream
+
+
+# --- the canary cohorts of a rollout analysis -----------------------------------------------
+
+ANALYSIS = """    canary:
+      name: fraud-v2
+      url: http://127.0.0.1:8002
+      analysis: {steps: [10], interval_seconds: 60}
+"""
+
+
+def test_a_canary_under_analysis_has_its_cohorts_outcomes_counted(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, FALLBACK + DEFAULT + PATIENT + ANALYSIS)
+    cohorts = rig.model.cohorts
+    assert cohorts is not None
+    rig.serve(variant="canary")
+    rig.transport.script = [UpstreamTimeout(UPSTREAM, "slow")]
+    rig.serve(variant="canary")  # the fallback answers the canary's cohort
+    rig.transport.script = [OutputViolation(UPSTREAM, ["probabilities: NaN"])]
+    rig.serve(variant="canary")
+    rig.serve(request(body=None, skip_reason=SKIP), variant="canary")
+    rig.serve(variant="primary")
+    canary, primary = cohorts.canary, cohorts.primary
+    assert (canary.requests, canary.errors, canary.violations, canary.lower_rung) == (4, 2, 1, 3)
+    assert (primary.requests, primary.errors, primary.lower_rung) == (1, 0, 0)
+
+
+def test_a_model_without_analysis_has_no_cohorts(tmp_path: Path) -> None:
+    assert make_rig(tmp_path, FALLBACK + DEFAULT).model.cohorts is None
