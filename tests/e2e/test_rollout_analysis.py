@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -240,3 +241,70 @@ def test_a_prometheus_check_passes_and_fails_as_its_bound_says(tmp_path: Path) -
     assert failed["ok"] is False and failed["value"] == 50
     assert model["rollout"]["state"] == "rolled_back"
     assert "prometheus 50 > max 30.0" in model["rollout"]["reason"]
+
+
+@contextlib.contextmanager
+def steady_traffic(url: str, rate: float = 100.0) -> Iterator[dict[str, int]]:
+    """Like :func:`traffic`, from one thread that rides through the gateway being down."""
+    payloads = v1_payloads(load_rows(limit=2000), with_features=True)
+    served: dict[str, int] = {}
+    stop = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            i = 0
+            while not stop.is_set():
+                payload = payloads[i % len(payloads)]
+                i += 1
+                try:
+                    answer = client.post(payload.path, content=payload.body,
+                                         headers={"content-type": "application/json"})  # fmt: skip
+                except httpx.TransportError:  # the gateway is being restarted
+                    served["unreachable"] = served.get("unreachable", 0) + 1
+                    time.sleep(0.05)
+                    continue
+                variant = answer.headers.get("x-gateway-variant", str(answer.status_code))
+                served[variant] = served.get(variant, 0) + 1
+                time.sleep(1 / rate)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_a_gateway_killed_mid_run_resumes_at_the_step_it_was_on(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "gateway", "serve", "--config", str(tmp_path / "gateway.yaml"),
+               "--port", str(port)]  # fmt: skip
+    env = {**os.environ, "GATEWAY_ADMIN_TOKEN": TOKEN}
+    with (
+        model_server_running() as primary,
+        model_server_running(model_dir=MODELS / "fraud-v2") as canary,
+    ):
+        path = write_config(tmp_path, primary.url, canary.url, BUILT_IN)
+        audit_log = path.with_name("gateway.yaml.audit.jsonl")
+        with steady_traffic(url) as served:
+            with running(command, f"{url}/v2/health/ready", env=env) as first:
+                runs.start(path, "fraud", audit_log)
+                deadline = time.monotonic() + 10 * INTERVAL
+                while status(url)["rollout"]["step"] != 2:
+                    assert time.monotonic() < deadline, status(url)["rollout"]
+                    time.sleep(0.05)
+                first.kill()  # SIGKILL: no shutdown, nothing written on the way out
+                first.wait()
+            with running(command, f"{url}/v2/health/ready", env=env):
+                resumed = status(url)["rollout"]
+                model = wait_for_state(url, {"rolled_back", "promoted"}, timeout=15 * INTERVAL)
+    assert (resumed["state"], resumed["step"], resumed["weight"]) == ("progressing", 2, 50)
+    assert model["rollout"]["state"] == "promoted", model["rollout"]
+    records = audit(path)
+    assert [r["command"] for r in records] == [
+        "start", "analysis-step", "analysis-step", "analysis-promote"
+    ]  # fmt: skip
+    assert [r["after"].get("weight") for r in records] == [20, 50, 100, 0]
+    assert served.get("500", 0) == 0 and served.get("unreachable", 0) > 0
