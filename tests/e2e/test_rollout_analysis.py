@@ -73,8 +73,9 @@ def gateway(path: Path) -> Iterator[GatewayThread]:
 
 
 @contextlib.contextmanager
-def traffic(url: str, rate: float = 150.0) -> Iterator[dict[str, int]]:
-    """Single-row v1 requests (features in the body) at about ``rate`` per second."""
+def traffic(url: str, rate: float = 150.0, threads: int = 2) -> Iterator[dict[str, int]]:
+    """Single-row v1 requests (features in the body) at about ``rate`` per second from each
+    thread, riding through the gateway being down (counted as ``unreachable``)."""
     payloads = v1_payloads(load_rows(limit=2000), with_features=True)
     served: dict[str, int] = {}
     stop = threading.Event()
@@ -84,22 +85,27 @@ def traffic(url: str, rate: float = 150.0) -> Iterator[dict[str, int]]:
             i = 0
             while not stop.is_set():
                 payload = payloads[i % len(payloads)]
-                answer = client.post(payload.path, content=payload.body,
-                                     headers={"content-type": "application/json"})  # fmt: skip
+                i += 1
+                try:
+                    answer = client.post(payload.path, content=payload.body,
+                                         headers={"content-type": "application/json"})  # fmt: skip
+                except httpx.TransportError:  # the gateway is being restarted
+                    served["unreachable"] = served.get("unreachable", 0) + 1
+                    time.sleep(0.05)
+                    continue
                 variant = answer.headers.get("x-gateway-variant", str(answer.status_code))
                 served[variant] = served.get(variant, 0) + 1
-                i += 1
                 time.sleep(1 / rate)
 
-    threads = [threading.Thread(target=send, daemon=True) for _ in range(2)]
-    for thread in threads:
-        thread.start()
+    senders = [threading.Thread(target=send, daemon=True) for _ in range(threads)]
+    for sender in senders:
+        sender.start()
     try:
         yield served
     finally:
         stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
+        for sender in senders:
+            sender.join(timeout=10)
 
 
 def status(url: str) -> dict[str, Any]:
@@ -243,39 +249,6 @@ def test_a_prometheus_check_passes_and_fails_as_its_bound_says(tmp_path: Path) -
     assert "prometheus 50 > max 30.0" in model["rollout"]["reason"]
 
 
-@contextlib.contextmanager
-def steady_traffic(url: str, rate: float = 100.0) -> Iterator[dict[str, int]]:
-    """Like :func:`traffic`, from one thread that rides through the gateway being down."""
-    payloads = v1_payloads(load_rows(limit=2000), with_features=True)
-    served: dict[str, int] = {}
-    stop = threading.Event()
-
-    def send() -> None:
-        with httpx.Client(base_url=url, timeout=5) as client:
-            i = 0
-            while not stop.is_set():
-                payload = payloads[i % len(payloads)]
-                i += 1
-                try:
-                    answer = client.post(payload.path, content=payload.body,
-                                         headers={"content-type": "application/json"})  # fmt: skip
-                except httpx.TransportError:  # the gateway is being restarted
-                    served["unreachable"] = served.get("unreachable", 0) + 1
-                    time.sleep(0.05)
-                    continue
-                variant = answer.headers.get("x-gateway-variant", str(answer.status_code))
-                served[variant] = served.get(variant, 0) + 1
-                time.sleep(1 / rate)
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    try:
-        yield served
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
 def test_a_gateway_killed_mid_run_resumes_at_the_step_it_was_on(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -288,7 +261,7 @@ def test_a_gateway_killed_mid_run_resumes_at_the_step_it_was_on(tmp_path: Path) 
     ):
         path = write_config(tmp_path, primary.url, canary.url, BUILT_IN)
         audit_log = path.with_name("gateway.yaml.audit.jsonl")
-        with steady_traffic(url) as served:
+        with traffic(url, threads=1) as served:
             with running(command, f"{url}/v2/health/ready", env=env) as first:
                 runs.start(path, "fraud", audit_log)
                 deadline = time.monotonic() + 10 * INTERVAL
