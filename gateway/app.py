@@ -46,7 +46,7 @@ from gateway.routing.shadow import ShadowDispatcher
 from gateway.service.ladder import Ladder
 from gateway.service.pipeline import PredictionService
 from gateway.service.quality import QualityCollector, refresh_forever
-from gateway.service.runtime import ModelRuntime, Runtime, build_runtime
+from gateway.service.runtime import Runtime, build_runtime
 from gateway.service.traffic_metrics import TrafficCollector
 from gateway.settings.fleet import Fleet
 from gateway.settings.loader import LoadedConfig
@@ -197,15 +197,12 @@ def _record_canary_moves(events: EventLog, previous: Runtime, runtime: Runtime) 
         before = previous.models.get(name)
         if before is None:
             continue
-        old, new = _canary_weight(before), _canary_weight(model)
+        # The router's split is 0 without a canary.
+        old, new = before.router.split.weight, model.router.split.weight
         if old != new:
             canary = model.router.canary or before.router.canary
             label = canary.name if canary is not None else "canary"
             events.record("canary", name, f"{label}: weight {old:g}% -> {new:g}%")
-
-
-def _canary_weight(model: ModelRuntime) -> float:
-    return model.router.split.weight if model.router.canary is not None else 0.0
 
 
 def _on_sighup(reloader: ConfigReloader) -> bool:
@@ -310,9 +307,16 @@ def create_app(
         # The canary rollout analysis: one writer of the routing file, worker 0 of a fleet.
         analysis = None
         if fleet.index in (None, 0):
+
+            async def reload_everywhere() -> None:
+                """A step written by the analysis serves at once in every worker, not at
+                their next poll of the file (as ``POST /admin/reload`` does)."""
+                if await reloader.reload("analysis") and fleet.workers > 1:
+                    fleet.ask_every_worker_to_reload()
+
             analyst = Analyst(
                 lambda: service.runtime,
-                lambda: reloader.reload("analysis"),
+                reload_everywhere,
                 partial(prometheus.evaluate, session),
                 seams.breaker_clock,
             )
