@@ -2,7 +2,7 @@
 
 A request routed to a variant (its *cohort*, whatever rung answered it) is counted on the
 hot path with a few integer additions and, once answered, one latency and its scores in
-bounded ring buffers; nothing else. The analysis (``gateway/rollout/analyst.py``) takes
+bounded deques; nothing else. The analysis (``gateway/rollout/analyst.py``) takes
 the figures at the end of each interval (:meth:`CanaryCohorts.take`), which starts the
 next interval from zero.
 
@@ -20,6 +20,7 @@ Counted per cohort:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,43 +32,21 @@ SAMPLE_SIZE = 4096
 class Cohort:
     """One variant's running figures for the current interval (mutated on the hot path)."""
 
-    __slots__ = (
-        "_li",
-        "_si",
-        "errors",
-        "latencies",
-        "lower_rung",
-        "requests",
-        "scores",
-        "violations",
-    )
+    __slots__ = ("errors", "latencies", "lower_rung", "requests", "scores", "violations")
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
         self.violations = 0
         self.lower_rung = 0
-        self.latencies: list[float] = []
-        self.scores: list[float] = []
-        self._li = 0
-        self._si = 0
+        # The interval's most recent answers, bounded (as the score monitors keep theirs).
+        self.latencies: deque[float] = deque(maxlen=SAMPLE_SIZE)
+        self.scores: deque[float] = deque(maxlen=SAMPLE_SIZE)
 
     def answered(self, seconds: float, scores: Sequence[float]) -> None:
         """One answer of this cohort: its latency, and the scores its own upstream gave."""
-        latencies = self.latencies
-        if len(latencies) < SAMPLE_SIZE:
-            latencies.append(seconds)
-        else:
-            latencies[self._li] = seconds
-            self._li = (self._li + 1) % SAMPLE_SIZE
-        if scores:
-            kept = self.scores
-            for score in scores:
-                if len(kept) < SAMPLE_SIZE:
-                    kept.append(score)
-                else:
-                    kept[self._si] = score
-                    self._si = (self._si + 1) % SAMPLE_SIZE
+        self.latencies.append(seconds)
+        self.scores.extend(scores)
 
     def figures(self) -> IntervalFigures:
         return IntervalFigures(

@@ -26,7 +26,7 @@ def rollout_status(settings: ModelSettings, model: ModelRuntime) -> dict[str, An
         "state": analysis.state,
         "step": analysis.step,
         "steps": list(analysis.steps),
-        "weight": model.router.split.weight if model.router.canary is not None else 0.0,
+        "weight": model.router.split.weight,  # 0 without a canary
         "interval_seconds": analysis.interval_seconds,
         "failed_checks": analysis.failed_checks,
         "max_failed_checks": analysis.max_failed_checks,

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from gateway.features.enrichment import Enricher
 from gateway.service.pipeline import PredictionService
 from gateway.service.rollout_status import rollout_status
-from gateway.service.runtime import ModelRuntime, Runtime
+from gateway.service.runtime import ModelRuntime
 
 
 def service_status(service: PredictionService) -> dict[str, Any]:
@@ -67,11 +67,6 @@ def _counts(family: Counter, *labels: str) -> dict[tuple[str, ...], int]:
                 key = tuple(sample.labels[label] for label in labels)
                 counts[key] = counts.get(key, 0) + int(sample.value)
     return counts
-
-
-def runtime_status(runtime: Runtime) -> dict[str, Any]:
-    """Every model's status (:func:`model_status`) by name."""
-    return {name: model_status(model) for name, model in runtime.models.items()}
 
 
 def model_status(model: ModelRuntime) -> dict[str, Any]:

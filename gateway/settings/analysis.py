@@ -159,8 +159,3 @@ class AnalysisSettings(_Section):
         if self.state in RUNNING_STATES and self.step is None:
             raise ValueError(f"state {self.state} needs a step")
         return self
-
-    @property
-    def weight(self) -> float | None:
-        """The weight of the current step, or None outside a run."""
-        return self.steps[self.step - 1] if self.step is not None else None

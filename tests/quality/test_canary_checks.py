@@ -84,7 +84,9 @@ def test_the_samples_are_bounded_and_take_starts_a_new_interval() -> None:
     for i in range(SAMPLE_SIZE + 10):
         cohorts.canary.answered(i / 1000, [0.5])
     assert len(cohorts.canary.latencies) == SAMPLE_SIZE == len(cohorts.canary.scores)
-    assert cohorts.canary.latencies[9] == (SAMPLE_SIZE + 9) / 1000  # the oldest overwritten
+    # The ten oldest were dropped: the newest SAMPLE_SIZE are kept, in order.
+    assert cohorts.canary.latencies[0] == 10 / 1000
+    assert cohorts.canary.latencies[-1] == (SAMPLE_SIZE + 9) / 1000
     cohorts.primary.requests = 3
     canary, primary = cohorts.take()
     assert (len(canary.latencies), primary.requests) == (SAMPLE_SIZE, 3)
