@@ -94,10 +94,10 @@ def decode_flat(name: str, datatype: str, raw: bytes | memoryview) -> Flat:
         return split_bytes(name, raw)
     wire = OIP_TO_WIRE.get(datatype)
     if wire is None:
-        raise BinaryDataError(f"{name!r} has datatype {datatype!r}, not an OIP datatype")
+        raise BinaryDataError(f"{name} has datatype {datatype!r}, not an OIP datatype")
     if len(raw) % wire.itemsize:
         raise BinaryDataError(
-            f"{name!r} has {len(raw)} bytes of binary data, not a whole number of "
+            f"{name} has {len(raw)} bytes of binary data, not a whole number of "
             f"{datatype} elements ({wire.itemsize} bytes each)"
         )
     if datatype == "BOOL":

@@ -80,7 +80,7 @@ def test_attach_gives_each_binary_tensor_its_data_and_drops_the_size() -> None:
         ({"inputs": [{"name": "x", "datatype": "INT32",
                       "parameters": {"binary_data_size": -4}}]}, b"", "must be a non-negative integer"),
         ({"inputs": [{"name": "x", "datatype": "FP8",
-                      "parameters": {"binary_data_size": 1}}]}, b"\0", "'FP8', not an OIP datatype"),
+                      "parameters": {"binary_data_size": 1}}]}, b"\0", "^inputs[0] 'x' has datatype 'FP8', not an OIP datatype"),  # the name quoted once
         ({"inputs": [{"name": "s", "datatype": "BYTES",
                       "parameters": {"binary_data_size": 3}}]}, b"\x01\0\0", "truncated BYTES length prefix"),
         ({"inputs": [{"name": "s", "datatype": "BYTES",
