@@ -159,8 +159,11 @@ def _proxy_request(stack: Stack, method: str, body: bytes | None = None) -> None
         pass
 
 
-def apply_fault(stack: Stack, fault: Fault) -> None:
+def apply_fault(stack: Stack, fault: Fault) -> float | None:
+    """Apply ``fault``; for a restart, the ``time.perf_counter()`` at which the part
+    answered its health check again (before any warm-up lookup of the runner's own)."""
     proc = stack.procs.get(fault.target or "")
+    healed = None
     if fault.action == "kill" and proc:
         proc.signal(signal.SIGKILL)
         if proc.process:
@@ -174,6 +177,7 @@ def apply_fault(stack: Stack, fault: Fault) -> None:
         if proc.process:
             proc.process.wait()
         proc.start(90)
+        healed = time.perf_counter()
         if fault.target == "feast":
             warm_feast(stack.urls["feast"])  # as at the start: a cold Feast is slow
     elif fault.action == "fault":
@@ -196,6 +200,7 @@ def apply_fault(stack: Stack, fault: Fault) -> None:
                                        str(fault.model)), check=True, capture_output=True)  # fmt: skip
     else:
         raise ValueError(f"cannot apply {fault.action} to {fault.target!r}")
+    return healed
 
 
 def payloads_for(scenario: Scenario) -> list[Payload] | Iterator[Payload]:
@@ -252,8 +257,9 @@ async def drive(scenario: Scenario, stack: Stack) -> Run:
         await asyncio.sleep(max(0.0, fault.at - (time.perf_counter() - start)))
         began = time.perf_counter() - start
         fired.append((began, fault))
-        await asyncio.to_thread(apply_fault, stack, fault)
-        spans.append(Fired(began, time.perf_counter() - start, fault.action, fault.target or ""))
+        healed = await asyncio.to_thread(apply_fault, stack, fault)
+        done = (healed if healed is not None else time.perf_counter()) - start
+        spans.append(Fired(began, done, fault.action, fault.target or ""))
 
     stop_polling = asyncio.Event()
     poller = asyncio.create_task(

@@ -304,6 +304,9 @@ def with_chaos_faults(scenario: Scenario) -> Scenario:
         return scenario
     drawn = [Fault(at=p.at, action=cast(Action, p.action), target=p.target)
              for p in schedule(scenario.chaos, scenario.seconds)]  # fmt: skip
+    if not drawn:
+        raise ScenarioError(f"chaos: a run of {scenario.seconds:g} s leaves no room for a fault "
+                            "after start_after_seconds and before end_calm_seconds")  # fmt: skip
     faults = tuple(sorted(scenario.faults + tuple(drawn), key=lambda f: f.at))
     return scenario.model_copy(update={"faults": faults, "chaos": None})
 

@@ -78,7 +78,8 @@ def test_windows_pair_each_fault_with_its_heal() -> None:
 
 def test_a_good_run_passes_every_bound() -> None:
     bounds = ChaosBounds()
-    doc = chaos.figures(healthy_run(), FIRED, [], [(0.0, 50 * 2**20)], bounds)
+    polls = [BreakerSample(t / 10, FEATURE_STORE, "closed") for t in range(400)]
+    doc = chaos.figures(healthy_run(), FIRED, polls, [(0.0, 50 * 2**20)], bounds)
     results = chaos.verdicts(doc, bounds)
     assert all(ok for ok, _ in results), results
     assert [r["seconds"] for r in doc["recoveries"]] == [0.3, 0.5]
@@ -127,3 +128,14 @@ def test_answers_without_store_features_do_not_count_for_the_live_share() -> Non
     doc = chaos.figures(healthy_run() + fallback, FIRED, [], [], ChaosBounds())
     assert doc["v1_outside_faults_with_features"] == doc["v1_outside_faults"] - 10
     assert chaos.verdicts(doc, ChaosBounds())[2][0]
+
+
+def test_a_run_with_no_fault_or_no_store_poll_judges_nothing_and_fails() -> None:
+    bounds = ChaosBounds()
+    calm = chaos.figures(healthy_run(), [], [], [], bounds)
+    assert not dict((t.split(":")[0], ok) for ok, t in chaos.verdicts(calm, bounds))[
+        "faults that fired"
+    ]
+    unwatched = chaos.figures(healthy_run(), FIRED, [], [], bounds)  # Feast faults, no poll
+    results = {t.split(":")[0]: ok for ok, t in chaos.verdicts(unwatched, bounds)}
+    assert not results["store-breaker openings outside a Feast fault"]
