@@ -110,6 +110,8 @@ def test_pod_discovery_keeps_the_gateways_http_port(scrape: dict[str, Any]) -> N
         if rule.get("action") == "keep"
     }
     port_names = {p["name"] for p in container["ports"]}
+    assert ("__meta_kubernetes_pod_container_port_name",) in keeps, "no keep rule for the port"
+    assert any(s.startswith("__meta_kubernetes_pod_label_") for (s,) in keeps), "no label keep"
     for (source,), regex in keeps.items():
         assert source in POD_ROLE_LABELS or source.startswith("__meta_kubernetes_pod_label_")
         if source == "__meta_kubernetes_pod_container_port_name":

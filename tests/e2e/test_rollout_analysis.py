@@ -210,10 +210,10 @@ def wait_for_series(prom: str, query: str, timeout: float = 20) -> None:
     raise AssertionError(f"Prometheus did not scrape {query} within {timeout} s")
 
 
-@pytest.mark.skipif(PROMETHEUS is None, reason="the prometheus binary is not installed")
 def test_a_prometheus_check_passes_and_fails_as_its_bound_says(tmp_path: Path) -> None:
     """The query reads the canary weight the gateway exports: 10 passes ``max: 30``, the
     next step's 50 fails it, and one failed check rolls back."""
+    assert PROMETHEUS is not None, "the prometheus binary is missing: `make tools` installs it"
     with model_server_running() as primary:
         path = tmp_path / "gateway.yaml"
         port = free_port()
