@@ -71,11 +71,11 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 ## unit: only the fast tests (no real processes)
-unit: $(VENV)/.installed-dev
+unit: $(VENV)/.installed-dev tools
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 ## e2e: only the tests that start real processes
-e2e: $(VENV)/.installed-dev $(MLSERVER_VENV)/.installed
+e2e: $(VENV)/.installed-dev $(MLSERVER_VENV)/.installed tools
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 ## bench: the gateway against nginx and a bare aiohttp proxy (installs wrk and nginx via apt)

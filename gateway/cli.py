@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollout = commands.add_parser(
         "rollout",
-        help="canary rollout: status, set-weight, promote, rollback",
+        help="canary rollout: status, set-weight, promote, rollback, start, pause, resume, abort",
         description="Edit a model's canary in the routing YAML in place (comments kept), "
         "validated and written atomically; every change is appended to the audit log.",
     )
