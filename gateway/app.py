@@ -38,6 +38,7 @@ from gateway.features.cache import LastKnownGood
 from gateway.features.enrichment import Enricher
 from gateway.features.feast_client import FeastClient
 from gateway.resilience.breaker import CircuitBreaker
+from gateway.resilience.retry_budget import RetryBudget
 from gateway.resilience.trip_policy import TripPolicy
 from gateway.resilience.upstream_breaker import UpstreamBreaker
 from gateway.rollout import prometheus
@@ -139,6 +140,7 @@ def build_enricher(
         store.timeout_ms / 1000,
         retry_dropped=store.retry_dropped_connections,
         hedge_after_seconds=None if store.hedge_after_ms is None else store.hedge_after_ms / 1000,
+        hedge_budget=RetryBudget(store.hedge_budget_percent, store.hedge_budget_min),
     )
     return Enricher(
         client=client,

@@ -17,6 +17,7 @@ class FakeStore:
     """Answers from ``rows`` (entity -> (values, age in seconds)), or raises ``error``."""
 
     url = "http://fake-store"
+    retries = hedges = hedges_over_budget = 0
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[dict[str, Any], float]] = {}

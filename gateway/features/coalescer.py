@@ -3,16 +3,19 @@
 Requests that need the same features (same entity key and refs) join one pending batch
 of entity ids. The batch goes out on the next turn of the event loop when no call of
 that kind is in flight (an idle gateway adds no wait), else after ``window_seconds`` or as
-soon as it holds ``max_entities`` ids, whichever comes first. An entity already in a
-pending or in-flight batch is not asked for again: its request waits for that batch
-(single flight).
+soon as it holds ``max_entities`` ids, whichever comes first. While ``max_calls_in_flight``
+calls of that kind are out, a batch past its window waits for one of them to end and
+keeps gathering (a full batch still goes): a store that slows down gets fewer, larger
+calls instead of a growing queue of small ones. An entity already in a pending or
+in-flight batch is not asked for again: its request waits for that batch (single flight).
 
 Each request keeps its own deadline: it waits for its batches at most ``within`` seconds
 and then fails with :class:`~gateway.errors.FeatureStoreTimeout` while the batch goes
 on for the others. A failed batch call fails every request waiting for it, with the
 call's own error (a store error, or :class:`~gateway.errors.CircuitOpen`).
 
-    coalescer = Coalescer(call, store_url, window_seconds=0.001, max_entities=64)
+    coalescer = Coalescer(call, store_url, window_seconds=0.001, max_entities=64,
+                          max_calls_in_flight=4)
     columns = await coalescer.lookup(plan, ["c-1", "c-2"], span, within=0.15)
 """
 
@@ -53,6 +56,12 @@ class _Batch:
             self.entities.append(entity)
 
 
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (the app shutting down)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _read_outcome(future: asyncio.Future[Columns]) -> None:
     if not future.cancelled():
         future.exception()
@@ -62,12 +71,19 @@ class Coalescer:
     """Batches lookups into store calls made by ``call``; one per app, on one event loop."""
 
     def __init__(
-        self, call: BatchCall, store_url: str, *, window_seconds: float, max_entities: int
+        self,
+        call: BatchCall,
+        store_url: str,
+        *,
+        window_seconds: float,
+        max_entities: int,
+        max_calls_in_flight: int | None = None,
     ) -> None:
         self._call = call
         self._url = store_url
         self._window = window_seconds
         self._max = max_entities
+        self._max_flying = max_calls_in_flight
         self._pending: dict[_Key, _Batch] = {}
         self._flying: dict[_Key, dict[str, _Batch]] = {}  # entity -> its in-flight batch
         self._calls_in_flight: dict[_Key, int] = {}
@@ -91,7 +107,7 @@ class Coalescer:
                 batch = pending if pending is not None else self._open(key, plan, parent, loop)
                 batch.add(entity)
                 if len(batch.entities) >= self._max:
-                    self._flush(key)
+                    self._flush(key, full=True)
             where.append(batch)
         batches = list(dict.fromkeys(where))
         waiting = asyncio.gather(*(asyncio.shield(b.done) for b in batches))
@@ -114,12 +130,17 @@ class Coalescer:
             batch.handle = loop.call_later(self._window, self._flush, key)
         return batch
 
-    def _flush(self, key: _Key) -> None:
-        batch = self._pending.pop(key, None)
+    def _flush(self, key: _Key, *, full: bool = False) -> None:
+        batch = self._pending.get(key)
         if batch is None:
             return
         if batch.handle is not None:
             batch.handle.cancel()
+            batch.handle = None
+        in_flight = self._calls_in_flight.get(key, 0)
+        if not full and self._max_flying is not None and in_flight >= self._max_flying:
+            return  # held: the next call of this kind to end sends it
+        del self._pending[key]
         flying = self._flying.setdefault(key, {})
         for entity in batch.entities:
             flying[entity] = batch
@@ -144,3 +165,6 @@ class Coalescer:
             for entity in batch.entities:
                 if flying.get(entity) is batch:
                     del flying[entity]
+            held = self._pending.get(key)
+            if held is not None and held.handle is None and not _cancelling():
+                self._flush(key)

@@ -57,6 +57,13 @@ class FeatureLookup(Protocol):
     """The store seam: :class:`gateway.features.feast_client.FeastClient` in production."""
 
     url: str
+    retries: int  # lookups sent again after a dropped connection
+    hedges: int  # slow lookups sent a second time
+
+    @property
+    def hedges_over_budget(self) -> int:
+        """Slow lookups not hedged: the hedge budget was spent."""
+        ...
 
     async def online_features(
         self,
@@ -146,6 +153,7 @@ class Enricher:
                 client.url,
                 window_seconds=coalesce.window_ms / 1000,
                 max_entities=coalesce.max_entities,
+                max_calls_in_flight=coalesce.max_calls_in_flight,
             )
 
     async def enrich(

@@ -27,6 +27,7 @@ import orjson
 
 from gateway.errors import FeatureStoreBadResponse, FeatureStoreTimeout, FeatureStoreUnavailable
 from gateway.features.freshness import NO_TIMESTAMP, parse_event_timestamp
+from gateway.resilience.retry_budget import RetryBudget
 
 _PRESENT = "PRESENT"
 # The connection failed before the store answered: refused, reset, closed (aiohttp
@@ -71,6 +72,7 @@ class FeastClient:
         *,
         retry_dropped: bool = True,
         hedge_after_seconds: float | None = None,
+        hedge_budget: RetryBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
@@ -79,9 +81,16 @@ class FeastClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._retry_dropped = retry_dropped
         self._hedge_after = hedge_after_seconds
+        # Hedges stay a bounded share of lookups (None: no bound): when every lookup is slow
+        # (the store's machine short of CPU), a second copy of each only adds to its queue.
+        self.hedge_budget = hedge_budget
         self._clock = clock
         self.retries = 0  # lookups tried again after a dropped connection
         self.hedges = 0  # lookups sent a second time because the first was slow
+
+    @property
+    def hedges_over_budget(self) -> int:
+        return 0 if self.hedge_budget is None else self.hedge_budget.refused
 
     async def healthy(self) -> bool:
         """Whether the store's ``GET /health`` answers 200 within the lookup timeout."""
@@ -139,7 +148,8 @@ class FeastClient:
         """The first answer to ``body``: a second identical POST (a hedge) goes out when the
         first has not answered after ``hedge_after_seconds``, on another pooled connection,
         which a store with several workers or replicas can answer while the first one is
-        busy (a worker starting up, a GC pause). Both failing raises the first's error."""
+        busy (a worker starting up, a GC pause), when the hedge budget has one left. Both
+        failing raises the first's error."""
         hedge_after = self._hedge_after
         if hedge_after is None or hedge_after >= budget:
             return await self._post(body, budget)
@@ -151,6 +161,8 @@ class FeastClient:
             done, _ = await asyncio.wait({first}, timeout=hedge_after)
             if done:
                 return first.result()
+            if self.hedge_budget is not None and not self.hedge_budget.try_withdraw():
+                return await first
             self.hedges += 1
             second = asyncio.ensure_future(self._post(body, budget - (self._clock() - started)))
             second.add_done_callback(_retrieve)

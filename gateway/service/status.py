@@ -47,14 +47,17 @@ def feature_store_status(enricher: Enricher | None) -> dict[str, Any] | None:
     if enricher is None:
         return None
     breaker, cache, metrics = enricher.breaker, enricher.cache, enricher.metrics
+    client = enricher.client
     lookups = _counts(metrics.cache_lookups, "result")
     served = _counts(metrics.values_served, "source")
     return {
-        "url": enricher.client.url,
+        "url": client.url,
         "breaker": {"state": breaker.state, "retry_in_seconds": round(breaker.retry_in(), 3)},
         "cache": {"entries": len(cache), "max_entries": cache.max_entries},
         "cache_lookups": {r: lookups.get((r,), 0) for r in ("hit", "miss", "expired")},
         "values_served": {s: served.get((s,), 0) for s in ("live", "cache", "defaults")},
+        "retries": client.retries,
+        "hedges": {"sent": client.hedges, "over_budget": client.hedges_over_budget},
     }
 
 

@@ -212,11 +212,13 @@ class StoreBreakerSettings(_Section):
 class CoalesceSettings(_Section):
     """Concurrent requests' lookups in one store call: the first lookup goes out at once
     when no call is in flight; while one is, lookups gather for up to ``window_ms`` or
-    ``max_entities`` entities. An entity already being fetched is not asked for twice."""
+    ``max_entities`` entities. An entity already being fetched is not asked for twice.
+    With ``max_calls_in_flight`` calls out, a batch waits for one to end (null: never)."""
 
     enabled: bool = True
     window_ms: float = Field(default=1.0, ge=0, le=100)
     max_entities: int = Field(default=64, ge=1, le=10_000)
+    max_calls_in_flight: int | None = Field(default=4, ge=1, le=10_000)
 
 
 class CacheSnapshotSettings(_Section):
@@ -245,6 +247,10 @@ class FeatureStoreSettings(_Section):
     # A second identical lookup when the first has not answered after this long, on another
     # connection (another store worker); the first answer wins. null: never.
     hedge_after_ms: float | None = Field(default=50.0, gt=0, le=60_000)
+    # Hedges are at most this share of lookups (plus a reserve of hedge_budget_min): when
+    # every lookup is slow, hedging them all doubles the load on a store already behind.
+    hedge_budget_percent: float = Field(default=10.0, ge=0, le=100)
+    hedge_budget_min: int = Field(default=3, ge=0, le=1_000)
     breaker: StoreBreakerSettings = StoreBreakerSettings()
     coalesce: CoalesceSettings = CoalesceSettings()
     cache: FeatureCacheSettings = FeatureCacheSettings()

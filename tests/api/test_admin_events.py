@@ -100,3 +100,6 @@ def test_status_shows_the_feature_store_and_its_cache(
     # The store is down: four features missed the cache and were served as defaults.
     assert feature_store["cache_lookups"] == {"hit": 0, "miss": 4, "expired": 0}
     assert feature_store["values_served"] == {"live": 0, "cache": 0, "defaults": 4}
+    # Refused at once: nothing to hedge; one more try of the dropped connection.
+    assert feature_store["hedges"] == {"sent": 0, "over_budget": 0}
+    assert feature_store["retries"] == 1

@@ -36,8 +36,11 @@ class FakeStore:
         }
 
 
-def coalescer(store: FakeStore, window: float = 0.01, max_entities: int = 64) -> Coalescer:
-    return Coalescer(store, "http://store.test", window_seconds=window, max_entities=max_entities)
+def coalescer(
+    store: FakeStore, window: float = 0.01, max_entities: int = 64, max_flying: int | None = None
+) -> Coalescer:
+    return Coalescer(store, "http://store.test", window_seconds=window, max_entities=max_entities,
+                     max_calls_in_flight=max_flying)  # fmt: skip
 
 
 def values(columns: Columns, ref: str = "v:a") -> list[object]:
@@ -88,6 +91,28 @@ def test_a_full_batch_goes_out_at_once() -> None:
         return store
 
     assert asyncio.run(scenario()).calls == [["c-0", "c-1"], ["c-2", "c-3"], ["c-4"]]
+
+
+@pytest.mark.parametrize(("max_flying", "calls"), [(None, 8), (1, 2), (2, 3)])
+def test_a_slow_store_gets_fewer_larger_calls_at_the_in_flight_cap(
+    max_flying: int | None, calls: int
+) -> None:
+    """Lookups arriving every 20 ms at a store that takes 500 ms: uncapped, each window
+    makes its own call; at the cap, they gather until a call ends, and all are answered."""
+
+    async def scenario() -> tuple[list[Columns], FakeStore]:
+        store = FakeStore(delay=0.5)
+        batcher = coalescer(store, window=0.001, max_flying=max_flying)
+        waits = []
+        for i in range(8):
+            waits.append(asyncio.ensure_future(batcher.lookup(PLAN, [f"c-{i}"], INVALID_SPAN, 5.0)))
+            await asyncio.sleep(0.02)
+        return await asyncio.gather(*waits), store
+
+    answers, store = asyncio.run(scenario())
+    assert [values(a) for a in answers] == [[f"v:a@c-{i}"] for i in range(8)]
+    assert len(store.calls) == calls
+    assert sorted(e for call in store.calls for e in call) == [f"c-{i}" for i in range(8)]
 
 
 def test_each_waiter_keeps_its_own_deadline_while_the_call_goes_on() -> None:

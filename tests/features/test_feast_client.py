@@ -192,6 +192,38 @@ def test_a_slow_lookup_is_hedged_and_the_first_answer_wins() -> None:
     assert hedges == 0 and len(calls) == 1 and took >= 1.0
 
 
+def test_hedges_stay_within_their_budget_when_every_lookup_is_slow() -> None:
+    """A store slow for everyone (its machine short of CPU) gets at most the budget's share
+    of second copies, not one per lookup; every lookup still gets its answer."""
+    from local_http import serving
+
+    from gateway.resilience.retry_budget import RetryBudget
+
+    calls: list[float] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        calls.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.04)
+        return web.json_response(ANSWER)
+
+    async def scenario(budget: RetryBudget | None) -> tuple[int, int]:
+        calls.clear()
+        app = web.Application()
+        app.router.add_post("/get-online-features", slow)
+        async with serving(app) as port, aiohttp.ClientSession() as session:
+            client = FeastClient(session, f"http://127.0.0.1:{port}", 1.0,
+                                 hedge_after_seconds=0.005, hedge_budget=budget)  # fmt: skip
+            for _ in range(20):
+                got = await client.online_features(REFS, "customer_id", ["c-1", "c-2", "c-3"])
+                assert [v.value for v in got[REFS[0]]] == [20.64, None, 3.5]
+            await asyncio.sleep(0.1)  # a cancelled hedge may still reach the server
+            return client.hedges, len(calls)
+
+    hedges, calls_made = asyncio.run(scenario(RetryBudget(percent=10, min_retries=2)))
+    assert 1 <= hedges <= 20 * 0.10 + 2 and calls_made == 20 + hedges
+    assert asyncio.run(scenario(None)) == (20, 40)  # unbounded: every slow lookup hedged
+
+
 def test_a_caller_that_gives_up_leaves_no_attempt_behind_and_no_error_unseen(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
