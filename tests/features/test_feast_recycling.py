@@ -100,6 +100,19 @@ async def drive(url: str, feast: Feast, seconds: float) -> tuple[list[str], set[
     return sources, seen, events
 
 
+def stagger(feast: Feast, lookups: int) -> None:
+    """Send ``lookups`` over one kept-alive connection, so one worker alone counts them.
+
+    Two workers started together and loaded evenly reach ``--max-requests`` in the same
+    second and leave Feast with no worker until their replacements start: an outage the
+    store's breaker must notice, not a blip to ride through. Half a lifetime apart, one
+    answers while the other is replaced, as a long-running ``feast serve`` settles."""
+    body = {"features": ["customer_stats:avg_amount_30d"], "entities": {"customer_id": ["c-0001"]}}
+    with httpx.Client(timeout=30) as one_connection:
+        for _ in range(lookups):
+            one_connection.post(f"{feast.url}/get-online-features", json=body).raise_for_status()
+
+
 def test_worker_recycling_costs_no_live_answers_and_never_opens_the_breaker(
     feast_repo: Path, model_server: ModelServer, tmp_path: Path
 ) -> None:
@@ -115,6 +128,7 @@ models:
     with serve_feast(feast_repo, free_port(), max_requests=None, workers=2) as feast:
         config.write_text(config.read_text().replace("{store}", feast.url))
         warm_up(feast)
+        stagger(feast, 500)
         with GatewayThread(load_config(config), InMemorySpanExporter()) as gateway:
             sources, seen, events = asyncio.run(drive(gateway.url, feast, seconds=120))
             opened = metric(
