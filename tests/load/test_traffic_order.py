@@ -156,6 +156,7 @@ def test_shipped_scenarios_keep_cycle_but_the_long_tailed_ones() -> None:
     orders = {p.stem: load_scenario(p).load.order for p in SCENARIOS.glob("*.yaml")}
     assert orders.pop("feature-store-outage") == "zipf"
     assert orders.pop("chaos-soak") == "zipf"  # a long tail the cache cannot cover
+    assert orders.pop("feast-recycling") == "zipf"  # the chaos soak's load, without faults
     assert orders and set(orders.values()) == {"cycle"}
     outage = load_scenario(SCENARIOS / "feature-store-outage.yaml")
     assert scaled(outage, 0.5).load.order == "zipf"  # --scale keeps the traffic
