@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,19 @@ ANSWER = {
     ],
 }  # fmt: skip
 STAMP = 1795645859.0  # 2026-11-25T22:30:59Z
+
+
+@contextlib.asynccontextmanager
+async def client_of(
+    lookup: Callable[[web.Request], Awaitable[web.Response]], timeout_s: float, **options: Any
+) -> AsyncIterator[FeastClient]:
+    """A client of a real HTTP server that answers ``/get-online-features`` with ``lookup``."""
+    from local_http import serving
+
+    app = web.Application()
+    app.router.add_post("/get-online-features", lookup)
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        yield FeastClient(session, f"http://127.0.0.1:{port}", timeout_s, **options)
 
 
 def parse(answer: Any, count: int = 3) -> Any:
@@ -161,8 +175,6 @@ def test_a_dropped_connection_is_tried_once_more_within_the_budget(retry: bool) 
 
 def test_a_slow_lookup_is_hedged_and_the_first_answer_wins() -> None:
     """The first lookup hangs (a worker starting up); the hedge, sent after 50 ms, answers."""
-    from local_http import serving
-
     calls: list[float] = []
 
     async def lookup(request: web.Request) -> web.Response:
@@ -173,12 +185,7 @@ def test_a_slow_lookup_is_hedged_and_the_first_answer_wins() -> None:
 
     async def scenario(hedge_after: float | None) -> tuple[float, int]:
         calls.clear()
-        app = web.Application()
-        app.router.add_post("/get-online-features", lookup)
-        async with serving(app) as port, aiohttp.ClientSession() as session:
-            client = FeastClient(
-                session, f"http://127.0.0.1:{port}", 1.0, hedge_after_seconds=hedge_after
-            )
+        async with client_of(lookup, 1.0, hedge_after_seconds=hedge_after) as client:
             loop = asyncio.get_running_loop()
             started = loop.time()
             with contextlib.suppress(FeatureStoreTimeout):
@@ -195,8 +202,6 @@ def test_a_slow_lookup_is_hedged_and_the_first_answer_wins() -> None:
 def test_hedges_stay_within_their_budget_when_every_lookup_is_slow() -> None:
     """A store slow for everyone (its machine short of CPU) gets at most the budget's share
     of second copies, not one per lookup; every lookup still gets its answer."""
-    from local_http import serving
-
     from gateway.resilience.retry_budget import RetryBudget
 
     calls: list[float] = []
@@ -208,11 +213,7 @@ def test_hedges_stay_within_their_budget_when_every_lookup_is_slow() -> None:
 
     async def scenario(budget: RetryBudget | None) -> tuple[int, int]:
         calls.clear()
-        app = web.Application()
-        app.router.add_post("/get-online-features", slow)
-        async with serving(app) as port, aiohttp.ClientSession() as session:
-            client = FeastClient(session, f"http://127.0.0.1:{port}", 1.0,
-                                 hedge_after_seconds=0.005, hedge_budget=budget)  # fmt: skip
+        async with client_of(slow, 1.0, hedge_after_seconds=0.005, hedge_budget=budget) as client:
             for _ in range(20):
                 got = await client.online_features(REFS, "customer_id", ["c-1", "c-2", "c-3"])
                 assert [v.value for v in got[REFS[0]]] == [20.64, None, 3.5]
@@ -229,17 +230,13 @@ def test_a_caller_that_gives_up_leaves_no_attempt_behind_and_no_error_unseen(
 ) -> None:
     """The request's deadline cancels a hedged lookup: neither POST keeps running, and a
     lost attempt's failure is never logged as an exception nobody retrieved."""
-    from local_http import serving
 
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(0.3)
         return web.json_response(ANSWER)
 
     async def scenario() -> int:
-        app = web.Application()
-        app.router.add_post("/get-online-features", slow)
-        async with serving(app) as port, aiohttp.ClientSession() as session:
-            client = FeastClient(session, f"http://127.0.0.1:{port}", 0.2, hedge_after_seconds=0.02)
+        async with client_of(slow, 0.2, hedge_after_seconds=0.02) as client:
             for patience in (0.01, 0.1):  # gives up before the hedge, and after it
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
