@@ -173,11 +173,16 @@ def test_a_good_canary_is_promoted_with_one_audit_record_per_step(tmp_path: Path
     assert model["rollout"]["state"] == "promoted", model["rollout"]
     assert model["routing"]["primary"] == "fraud-v2"
     records = audit(path)
-    assert [r["command"] for r in records] == [
+    # Two different models' scores over 2 s intervals: score_psi 0.1-0.4, and in about one
+    # run in five one interval near 0.9. A failed check within max_failed_checks adds its
+    # own record and holds the step; the steps themselves are one record each.
+    steps = [r for r in records if r["command"] != "analysis-failed-checks"]
+    assert [r["command"] for r in steps] == [
         "start", "analysis-step", "analysis-step", "analysis-promote"
     ]  # fmt: skip
-    assert [r["after"].get("weight") for r in records] == [20, 50, 100, 0]
-    assert all(c["ok"] for r in records[1:] for c in r["checks"])
+    assert [r["after"].get("weight") for r in steps] == [20, 50, 100, 0]
+    assert all(c["ok"] for r in steps[1:] for c in r["checks"])
+    assert len(records) - len(steps) < 2  # max_failed_checks
 
 
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)  # fmt: skip
