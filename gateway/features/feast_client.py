@@ -153,6 +153,8 @@ class FeastClient:
         hedge_after = self._hedge_after
         if hedge_after is None or hedge_after >= budget:
             return await self._post(body, budget)
+        if self.hedge_budget is not None:
+            self.hedge_budget.deposit()  # every lookup that could be hedged earns a share
         started = self._clock()
         first: asyncio.Future[tuple[int, bytes]] = asyncio.ensure_future(self._post(body, budget))
         first.add_done_callback(_retrieve)
