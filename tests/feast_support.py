@@ -24,6 +24,7 @@ from support import running
 from gateway.demo.feature_repo import feast_serve_command
 
 FEAST_START_SECONDS = 60.0
+LOOKUP = {"features": ["customer_stats:avg_amount_30d"], "entities": {"customer_id": ["c-0001"]}}
 
 
 @dataclass
@@ -55,9 +56,20 @@ def warm_up(feast: Feast) -> None:
     """A fresh ``feast serve`` answers its first lookups slowly (the registry and the online
     store are opened lazily), slower than a gateway's lookup budget; tests about something
     else start after that."""
-    body = {"features": ["customer_stats:avg_amount_30d"], "entities": {"customer_id": ["c-0001"]}}
     for _ in range(20):
-        httpx.post(f"{feast.url}/get-online-features", json=body, timeout=30).raise_for_status()
+        httpx.post(f"{feast.url}/get-online-features", json=LOOKUP, timeout=30).raise_for_status()
+
+
+def stagger(feast: Feast, lookups: int) -> None:
+    """Send ``lookups`` over one kept-alive connection, so one worker alone counts them.
+
+    Two workers started together and loaded evenly reach ``--max-requests`` in the same
+    second and leave Feast with no worker until their replacements start: an outage the
+    store's breaker must notice, not a blip to ride through. Half a lifetime apart, one
+    answers while the other is replaced, as a long-running ``feast serve`` settles."""
+    with httpx.Client(timeout=30) as one_connection:
+        for _ in range(lookups):
+            one_connection.post(f"{feast.url}/get-online-features", json=LOOKUP).raise_for_status()
 
 
 class Relay:

@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 from contract_samples import v1_entity_doc
-from feast_support import Feast, serve_feast, warm_up
+from feast_support import Feast, serve_feast, stagger, warm_up
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import MODELS, GatewayThread, ModelServer, free_port
 
@@ -98,19 +98,6 @@ async def drive(url: str, feast: Feast, seconds: float) -> tuple[list[str], set[
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         await asyncio.gather(watch(), *(client(session) for _ in range(CLIENTS)))
     return sources, seen, events
-
-
-def stagger(feast: Feast, lookups: int) -> None:
-    """Send ``lookups`` over one kept-alive connection, so one worker alone counts them.
-
-    Two workers started together and loaded evenly reach ``--max-requests`` in the same
-    second and leave Feast with no worker until their replacements start: an outage the
-    store's breaker must notice, not a blip to ride through. Half a lifetime apart, one
-    answers while the other is replaced, as a long-running ``feast serve`` settles."""
-    body = {"features": ["customer_stats:avg_amount_30d"], "entities": {"customer_id": ["c-0001"]}}
-    with httpx.Client(timeout=30) as one_connection:
-        for _ in range(lookups):
-            one_connection.post(f"{feast.url}/get-online-features", json=body).raise_for_status()
 
 
 def test_worker_recycling_costs_no_live_answers_and_never_opens_the_breaker(
